@@ -1,0 +1,64 @@
+/**
+ * Seeded pseudo-random numbers (mulberry32). Every random choice in Condense goes through one of
+ * these, created from an explicit seed; nothing reads Math.random.
+ */
+export class SeededRandom {
+  private state: number;
+  private spareGaussian: number | undefined;
+
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+
+  /** Standard normal (Box–Muller). */
+  gaussian(): number {
+    if (this.spareGaussian !== undefined) {
+      const g = this.spareGaussian;
+      this.spareGaussian = undefined;
+      return g;
+    }
+    let u = 0;
+    while (u === 0) u = this.next();
+    const v = this.next();
+    const r = Math.sqrt(-2 * Math.log(u));
+    this.spareGaussian = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  }
+
+  /** A permutation of 0..n-1 (Fisher–Yates). */
+  permutation(n: number): Int32Array {
+    const p = new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    this.shuffle(p);
+    return p;
+  }
+
+  shuffle<T extends { length: number; [i: number]: any }>(a: T): T {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const x = a[i];
+      a[i] = a[j];
+      a[j] = x;
+    }
+    return a;
+  }
+
+  /** A 31-bit seed derived from this stream, for seeding another generator (e.g. a tf initializer). */
+  deriveSeed(): number {
+    return this.int(0x7fffffff);
+  }
+}
