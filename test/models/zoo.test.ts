@@ -3,7 +3,7 @@ import { buildModel, describeArchitectures } from '../../src/core/models/zoo';
 import { ModelSpecError, type ModelSpec } from '../../src/core/models/model-spec';
 
 function paramCounts(model: tf.LayersModel): { trainable: number; nonTrainable: number } {
-  const size = (ws: tf.LayerVariable[]) => ws.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1), 0);
+  const size = (ws: tf.LayerVariable[]) => ws.reduce((s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
   return { trainable: size(model.trainableWeights), nonTrainable: size(model.nonTrainableWeights) };
 }
 
