@@ -1,0 +1,198 @@
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendName } from '../config/config';
+import type { Logger } from '../logging/logger';
+import { registerWasmTrainingKernels } from './wasm-kernels';
+
+export interface TensorBackendInfo {
+  name: BackendName;
+  /** What runs underneath, in words (package, adapter, SIMD...). */
+  detail: string;
+  tfjsVersion: string;
+  threads: number;
+}
+
+/** A backend that was asked for by name and cannot start. */
+export class BackendUnavailableError extends Error {
+  constructor(
+    readonly backend: BackendName,
+    reason: string,
+  ) {
+    super(`tensor backend '${backend}' was requested (CONDENSE_BACKEND or --backend) but cannot start: ${reason}`);
+  }
+}
+
+/** Why a backend could not be used; undefined reason means it started. */
+type Attempt = { info: TensorBackendInfo } | { reason: string };
+
+const ORDER: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+let current: TensorBackendInfo | undefined;
+let pending: Promise<TensorBackendInfo> | undefined;
+
+/** The backend chosen by `initTensorBackend`, or undefined before it ran. */
+export function currentBackendInfo(): TensorBackendInfo | undefined {
+  return current;
+}
+
+/**
+ * Chooses and starts the tensor backend once per process: `preferred` when given (an error when it
+ * cannot start), else the first of tensorflow, webgpu, wasm, cpu that starts. Later calls return
+ * the same info; a later call naming a different backend is an error.
+ */
+export async function initTensorBackend(preferred?: BackendName, log?: Logger): Promise<TensorBackendInfo> {
+  if (pending === undefined) {
+    pending = chooseBackend(preferred, log).then(
+      (info) => {
+        current = info;
+        return info;
+      },
+      (err: unknown) => {
+        pending = undefined;
+        throw err;
+      },
+    );
+  }
+  const info = await pending;
+  if (preferred !== undefined && preferred !== info.name) {
+    throw new BackendUnavailableError(preferred, `this process already runs tensors on '${info.name}'`);
+  }
+  return info;
+}
+
+async function chooseBackend(preferred: BackendName | undefined, log: Logger | undefined): Promise<TensorBackendInfo> {
+  if (preferred !== undefined) {
+    const attempt = await tryBackend(preferred, log);
+    if ('reason' in attempt) throw new BackendUnavailableError(preferred, attempt.reason);
+    log?.info(attempt.info, 'tensor backend started (forced)');
+    return attempt.info;
+  }
+  for (const name of ORDER) {
+    const attempt = await tryBackend(name, log);
+    if ('info' in attempt) {
+      log?.info(attempt.info, 'tensor backend started');
+      return attempt.info;
+    }
+    log?.debug({ backend: name, reason: attempt.reason }, 'tensor backend not available');
+  }
+  throw new Error('no tensor backend could start, not even cpu');
+}
+
+async function tryBackend(name: BackendName, log: Logger | undefined): Promise<Attempt> {
+  try {
+    switch (name) {
+      case 'tensorflow':
+        return await tryTensorflow();
+      case 'webgpu':
+        return await tryWebgpu();
+      case 'wasm':
+        return await tryWasm(log);
+      case 'cpu':
+        return await tryCpu();
+    }
+  } catch (err) {
+    return { reason: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+function tfjsVersion(): string {
+  return tf.version_core;
+}
+
+async function tryTensorflow(): Promise<Attempt> {
+  const failures: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      // A plain require keeps tsc from needing the (optional, usually absent) package's types.
+      require(pkg);
+    } catch (err) {
+      failures.push(`${pkg}: ${firstLine(err)}`);
+      continue;
+    }
+    if (!(await tf.setBackend('tensorflow'))) {
+      failures.push(`${pkg} loaded but setBackend('tensorflow') failed`);
+      continue;
+    }
+    return { info: { name: 'tensorflow', detail: `${pkg} (libtensorflow)`, tfjsVersion: tfjsVersion(), threads: os.cpus().length } };
+  }
+  return { reason: failures.join('; ') };
+}
+
+/**
+ * `import()` of a name held in a variable: tsc (module node16) keeps it a real dynamic import, which
+ * ESM-only packages such as `webgpu` need, and does not look for the optional package's types.
+ */
+async function importOptional(specifier: string): Promise<any> {
+  return import(specifier);
+}
+
+/**
+ * Dawn only finds GPUs through Vulkan on Linux, and prints a warning on stderr when the loader is
+ * missing; probing the library first keeps a GPU-less machine quiet. dlopen of a library that is
+ * not a Node addon fails with "did not self-register" once it has loaded, which means it exists.
+ */
+function vulkanLoaderMissing(): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, 'libvulkan.so.1');
+    return false;
+  } catch (err) {
+    return /cannot open shared object file/.test(firstLine(err));
+  }
+}
+
+async function tryWebgpu(): Promise<Attempt> {
+  if (vulkanLoaderMissing()) return { reason: 'no Vulkan loader (libvulkan.so.1), so no GPU adapter' };
+  let webgpu: { create: (options: string[]) => any; globals: Record<string, unknown> };
+  try {
+    webgpu = await importOptional('webgpu');
+  } catch (err) {
+    return { reason: `package webgpu cannot be imported: ${firstLine(err)}` };
+  }
+  const g = globalThis as any;
+  Object.assign(g, webgpu.globals);
+  const gpu = webgpu.create([]);
+  if (g.navigator === undefined) {
+    g.navigator = { gpu };
+  } else {
+    // Node ≥ 21 defines a read-only navigator; give it a gpu instead of replacing it.
+    Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (adapter == null) return { reason: 'no GPU adapter' };
+  // A software adapter (SwiftShader) would be slower than wasm.
+  if (adapter.isFallbackAdapter === true || adapter.info?.isFallbackAdapter === true) return { reason: 'only a software (fallback) GPU adapter' };
+  await importOptional('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) return { reason: "a GPU adapter exists but setBackend('webgpu') failed" };
+  const adapterInfo = adapter.info ?? {};
+  const description = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(' ');
+  return { info: { name: 'webgpu', detail: `Dawn (webgpu package) ${description || 'GPU adapter'}`.trim(), tfjsVersion: tfjsVersion(), threads: 1 } };
+}
+
+async function tryWasm(log: Logger | undefined): Promise<Attempt> {
+  const wasm: typeof import('@tensorflow/tfjs-backend-wasm') = require('@tensorflow/tfjs-backend-wasm');
+  const distDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm'));
+  wasm.setWasmPaths(distDir + path.sep);
+  registerWasmTrainingKernels(wasm.version_wasm, log);
+  if (!(await tf.setBackend('wasm'))) return { reason: "setBackend('wasm') failed" };
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  return {
+    info: {
+      name: 'wasm',
+      detail: `@tensorflow/tfjs-backend-wasm ${wasm.version_wasm}${simd ? ' SIMD' : ' (no SIMD)'} + Condense training kernels`,
+      tfjsVersion: tfjsVersion(),
+      threads: wasm.getThreadsCount(),
+    },
+  };
+}
+
+async function tryCpu(): Promise<Attempt> {
+  if (!(await tf.setBackend('cpu'))) return { reason: "setBackend('cpu') failed" };
+  return { info: { name: 'cpu', detail: '@tensorflow/tfjs-backend-cpu (JavaScript)', tfjsVersion: tfjsVersion(), threads: 1 } };
+}
+
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n')[0];
+}
