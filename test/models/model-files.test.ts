@@ -21,9 +21,10 @@ const lenetSpec: ModelSpec = { architecture: 'lenet5-bn', inputShape: [28, 28, 1
 /** Gives every weight, BN moving statistics included, seeded non-default values so a lost weight shows. */
 function randomizeWeights(model: tf.LayersModel, seed: number): void {
   const random = new SeededRandom(seed);
-  const values = model.getWeights().map((w) => {
-    const data = Float32Array.from({ length: w.size }, () => (w.name.includes('variance') ? 0.5 + random.next() : random.gaussian() * 0.3));
-    return tf.tensor(data, w.shape);
+  const values = model.weights.map((w) => {
+    const size = (w.shape as number[]).reduce((a, b) => a * b, 1);
+    const data = Float32Array.from({ length: size }, () => (w.originalName.includes('variance') ? 0.5 + random.next() : random.gaussian() * 0.3));
+    return tf.tensor(data, w.shape as number[]);
   });
   model.setWeights(values);
   tf.dispose(values);

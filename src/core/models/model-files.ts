@@ -200,7 +200,7 @@ async function buildHandle(parsed: ParsedModelJson, weights: Buffer, where: stri
   let model: tf.LayersModel;
   try {
     model = await tf.loadLayersModel({
-      load: async () => ({ modelTopology: parsed.modelTopology, weightSpecs, weightData, format: parsed.format, userDefinedMetadata: parsed.userDefinedMetadata }),
+      load: async () => ({ modelTopology: parsed.modelTopology, weightSpecs, weightData, format: parsed.format, userDefinedMetadata: parsed.userDefinedMetadata as tf.io.ModelArtifacts['userDefinedMetadata'] }),
     });
   } catch (e) {
     throw new ModelFormatError(`${where} could not be loaded as a TF.js LayersModel: ${(e as Error).message}`);
