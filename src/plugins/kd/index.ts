@@ -1,0 +1,158 @@
+import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { ARCHITECTURES, ModelSpecError, modelInputShape, modelNumClasses, validateModelSpec, type ModelHandle, type ModelSpec } from '../../core/models/model-spec';
+import { buildModel } from '../../core/models/zoo';
+import {
+  PluginInputError,
+  throwIfAborted,
+  type DistillationInput,
+  type DistillationOutput,
+  type DistillationPlugin,
+  type StageContext,
+} from '../../core/plugins/contracts';
+import { kdLoss } from '../../core/plugins/losses';
+import { trainClassifier } from '../../core/training/trainer';
+
+export { kdLoss } from '../../core/plugins/losses';
+
+export const kdConfigSchema = z.strictObject({
+  student: z
+    .strictObject({
+      architecture: z.enum(ARCHITECTURES).optional().describe("Student architecture; defaults to the teacher's (required when the teacher was imported without a spec)"),
+      width: z.number().gt(0).max(16).default(0.5).describe('Channel-width multiplier of the student'),
+      depth: z.number().int().min(1).max(1000).optional().describe("Student depth (ResNet 6n+2, VGG blocks); defaults to the teacher's or the architecture's default"),
+    })
+    .default({ width: 0.5 }),
+  temperature: z.number().gt(0).max(100).default(4).describe('Softmax temperature T of the soft targets'),
+  alpha: z.number().min(0).max(1).default(0.9).describe('Weight of the KD term (times T²); 1 − alpha weighs cross-entropy on the labels'),
+  epochs: z.number().int().min(1).max(1000).default(10),
+  batchSize: z.number().int().min(1).max(4096).default(128),
+  optimizer: z.enum(['sgd', 'adam']).default('adam').describe('sgd uses momentum 0.9'),
+  learningRate: z.number().gt(0).max(10).default(0.001),
+  weightDecay: z.number().min(0).max(1).default(0),
+  augment: z.boolean().default(false).describe('Random flips and crops; the teacher then sees the same augmented images'),
+});
+export type KdConfig = z.infer<typeof kdConfigSchema>;
+
+/** The student's spec: the teacher's spec (or its shapes) with the config's architecture, width and depth. */
+export function studentSpec(teacher: ModelHandle, student: KdConfig['student']): ModelSpec {
+  const architecture = student.architecture ?? teacher.spec?.architecture;
+  if (!architecture) {
+    throw new PluginInputError(
+      `teacher ${teacher.name} was imported without a zoo spec, so kd cannot copy its architecture; set student.architecture to one of ${ARCHITECTURES.join(', ')}`,
+    );
+  }
+  // A depth means different things in different architectures: only inherit it for the same one.
+  const depth = student.depth ?? (architecture === teacher.spec?.architecture ? teacher.spec.depth : undefined);
+  const spec: ModelSpec = {
+    architecture,
+    inputShape: teacher.spec?.inputShape ?? modelInputShape(teacher),
+    numClasses: teacher.spec?.numClasses ?? modelNumClasses(teacher),
+    width: student.width,
+  };
+  if (depth !== undefined) spec.depth = depth;
+  try {
+    return validateModelSpec(spec);
+  } catch (err) {
+    if (err instanceof ModelSpecError) throw new PluginInputError(`student spec is invalid: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Teacher logits for every image, in inference mode, batch by batch. */
+async function teacherLogitsFor(teacher: tf.LayersModel, images: Float32Array, shape: [number, number, number], batchSize: number, signal: AbortSignal): Promise<Float32Array> {
+  const size = shape[0] * shape[1] * shape[2];
+  const count = images.length / size;
+  let out: Float32Array | undefined;
+  for (let start = 0; start < count; start += batchSize) {
+    throwIfAborted(signal);
+    const n = Math.min(batchSize, count - start);
+    const logits = tf.tidy(() => teacher.predict(tf.tensor4d(images.subarray(start * size, (start + n) * size), [n, ...shape])) as tf.Tensor);
+    const data = (await logits.data()) as Float32Array;
+    logits.dispose();
+    out ??= new Float32Array(count * logits.shape[1]!);
+    out.set(data, start * logits.shape[1]!);
+  }
+  return out!;
+}
+
+async function distill(input: DistillationInput, config: KdConfig, ctx: StageContext): Promise<DistillationOutput> {
+  const { teacher, data } = input;
+  const spec = studentSpec(teacher, config.student);
+  const expected = modelInputShape(teacher);
+  if (data.shape.some((d, i) => d !== expected[i])) {
+    throw new PluginInputError(`training images are ${data.shape.join('×')} but teacher ${teacher.name} takes ${expected.join('×')}`);
+  }
+  if (data.numClasses !== spec.numClasses) {
+    throw new PluginInputError(`training data has ${data.numClasses} classes but teacher ${teacher.name} outputs ${spec.numClasses}`);
+  }
+  const started = Date.now();
+
+  // Without augmentation the teacher's answer on an image never changes: compute it once (or reuse
+  // the logits a synthesis stage stored) and gather rows per batch. With augmentation the teacher
+  // must see the same augmented batch as the student.
+  let stored: tf.Tensor2D | undefined;
+  if (!config.augment) {
+    const logits = data.teacherLogits ?? (await teacherLogitsFor(teacher.model, data.images, data.shape, Math.max(config.batchSize, 256), ctx.signal));
+    stored = tf.tensor2d(logits, [data.count, data.numClasses]);
+  }
+
+  const student = buildModel(spec, ctx.seed);
+  let lastLoss = NaN;
+  try {
+    const result = await trainClassifier(
+      student,
+      data,
+      {
+        epochs: config.epochs,
+        batchSize: config.batchSize,
+        optimizer: config.optimizer,
+        learningRate: config.learningRate,
+        weightDecay: config.weightDecay,
+        augment: config.augment,
+        seed: ctx.seed,
+      },
+      {
+        signal: ctx.signal,
+        onStep: (step, total, metrics) => {
+          if (metrics?.loss !== undefined) lastLoss = metrics.loss;
+          ctx.report({ step, total, metrics });
+        },
+        lossFn: (studentLogits, batch) => {
+          const teacherLogits = stored
+            ? tf.gather(stored, tf.tensor1d(batch.indices, 'int32'))
+            : (teacher.model.predict(batch.images) as tf.Tensor2D);
+          return kdLoss(studentLogits as tf.Tensor2D, teacherLogits as tf.Tensor2D, batch.labels, config.temperature, config.alpha);
+        },
+      },
+    );
+    void result;
+  } catch (err) {
+    student.dispose();
+    throw err;
+  } finally {
+    stored?.dispose();
+  }
+  return {
+    student: { name: `${teacher.name}-kd-student`, model: student, spec },
+    metrics: { trainLoss: lastLoss, epochs: config.epochs, trainSeconds: (Date.now() - started) / 1000 },
+  };
+}
+
+/**
+ * Hinton knowledge distillation: a zoo student (the teacher's architecture at a smaller width unless
+ * configured otherwise) trained on the teacher's temperature-softened outputs and the labels.
+ */
+export const plugin: DistillationPlugin<KdConfig> = {
+  name: 'kd',
+  kind: 'distillation',
+  version: '1.0.0',
+  description:
+    "Hinton knowledge distillation: trains a zoo student (the teacher's spec with student.architecture/width/depth) on " +
+    'alpha·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 − alpha)·cross-entropy(labels). Uses the teacher logits ' +
+    'stored with a synthetic set, else runs the teacher in inference mode. Metrics: trainLoss (last step), epochs, trainSeconds.',
+  configSchema: kdConfigSchema,
+  inputs: ['model', 'dataset'],
+  output: 'model',
+  distill,
+};
