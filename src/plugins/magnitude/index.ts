@@ -22,7 +22,7 @@ export interface PrunableKernel {
 
 /** Conv kernels, and dense kernels unless excluded; the model's output layers only when asked. */
 export function prunableLayers(model: tf.LayersModel, options: Pick<MagnitudeConfig, 'includeDense' | 'includeClassifier'>): tf.layers.Layer[] {
-  const outputs = new Set(model.outputLayers);
+  const outputs = new Set(model.outputs.map((t) => t.sourceLayer));
   return model.layers.filter((layer) => {
     const cls = layer.getClassName();
     const eligible = CONV_CLASSES.has(cls) || (cls === 'Dense' && options.includeDense);
