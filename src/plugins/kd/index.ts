@@ -11,6 +11,7 @@ import {
   type StageContext,
 } from '../../core/plugins/contracts';
 import { kdLoss } from '../../core/plugins/losses';
+import { SeededRandom } from '../../core/random';
 import { trainClassifier } from '../../core/training/trainer';
 
 export { kdLoss } from '../../core/plugins/losses';
@@ -30,7 +31,13 @@ export const kdConfigSchema = z.strictObject({
   optimizer: z.enum(['sgd', 'adam']).default('adam').describe('sgd uses momentum 0.9'),
   learningRate: z.number().gt(0).max(10).default(0.001),
   weightDecay: z.number().min(0).max(1).default(0),
-  augment: z.boolean().default(false).describe('Random flips and crops; the teacher then sees the same augmented images'),
+  augment: z
+    .strictObject({
+      flip: z.boolean().default(false).describe('Random horizontal flips (leave off for digits)'),
+      cropPadding: z.number().int().min(0).max(16).default(0).describe('Random crops after zero-padding by this many pixels'),
+    })
+    .default({ flip: false, cropPadding: 0 })
+    .describe('Augmentation; when on, the teacher sees the same augmented batch as the student'),
 });
 export type KdConfig = z.infer<typeof kdConfigSchema>;
 
@@ -91,16 +98,18 @@ async function distill(input: DistillationInput, config: KdConfig, ctx: StageCon
   // Without augmentation the teacher's answer on an image never changes: compute it once (or reuse
   // the logits a synthesis stage stored) and gather rows per batch. With augmentation the teacher
   // must see the same augmented batch as the student.
+  const augmenting = config.augment.flip || config.augment.cropPadding > 0;
   let stored: tf.Tensor2D | undefined;
-  if (!config.augment) {
+  if (!augmenting) {
     const logits = data.teacherLogits ?? (await teacherLogitsFor(teacher.model, data.images, data.shape, Math.max(config.batchSize, 256), ctx.signal));
     stored = tf.tensor2d(logits, [data.count, data.numClasses]);
   }
 
-  const student = buildModel(spec, ctx.seed);
-  let lastLoss = NaN;
+  const random = new SeededRandom(ctx.seed);
+  const student = buildModel(spec, random.deriveSeed());
+  let summary;
   try {
-    const result = await trainClassifier(
+    summary = await trainClassifier(
       student,
       data,
       {
@@ -110,23 +119,20 @@ async function distill(input: DistillationInput, config: KdConfig, ctx: StageCon
         learningRate: config.learningRate,
         weightDecay: config.weightDecay,
         augment: config.augment,
-        seed: ctx.seed,
+        seed: random.deriveSeed(),
       },
       {
         signal: ctx.signal,
-        onStep: (step, total, metrics) => {
-          if (metrics?.loss !== undefined) lastLoss = metrics.loss;
-          ctx.report({ step, total, metrics });
-        },
+        onStep: (step, total, metrics) => ctx.report({ step, total, metrics: { loss: metrics.loss, lr: metrics.lr } }),
+        // Runs inside the trainer's gradient tape, which differentiates the student's variables only.
         lossFn: (studentLogits, batch) => {
           const teacherLogits = stored
             ? tf.gather(stored, tf.tensor1d(batch.indices, 'int32'))
             : (teacher.model.predict(batch.images) as tf.Tensor2D);
-          return kdLoss(studentLogits as tf.Tensor2D, teacherLogits as tf.Tensor2D, batch.labels, config.temperature, config.alpha);
+          return kdLoss(studentLogits, teacherLogits as tf.Tensor2D, batch.labels, config.temperature, config.alpha);
         },
       },
     );
-    void result;
   } catch (err) {
     student.dispose();
     throw err;
@@ -135,7 +141,7 @@ async function distill(input: DistillationInput, config: KdConfig, ctx: StageCon
   }
   return {
     student: { name: `${teacher.name}-kd-student`, model: student, spec },
-    metrics: { trainLoss: lastLoss, epochs: config.epochs, trainSeconds: (Date.now() - started) / 1000 },
+    metrics: { trainLoss: summary.finalLoss, epochs: config.epochs, steps: summary.steps, trainSeconds: (Date.now() - started) / 1000 },
   };
 }
 
@@ -150,7 +156,7 @@ export const plugin: DistillationPlugin<KdConfig> = {
   description:
     "Hinton knowledge distillation: trains a zoo student (the teacher's spec with student.architecture/width/depth) on " +
     'alpha·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 − alpha)·cross-entropy(labels). Uses the teacher logits ' +
-    'stored with a synthetic set, else runs the teacher in inference mode. Metrics: trainLoss (last step), epochs, trainSeconds.',
+    'stored with a synthetic set, else runs the teacher in inference mode. Metrics: trainLoss (mean over the last epoch), epochs, steps, trainSeconds.',
   configSchema: kdConfigSchema,
   inputs: ['model', 'dataset'],
   output: 'model',
