@@ -1,0 +1,88 @@
+import * as tf from '@tensorflow/tfjs';
+
+/** What one BatchNormalization layer saw in a forward pass, next to its running statistics. */
+export interface BnTap {
+  layerName: string;
+  /** The layer's input, [batch, ..., channels]. Owned by the caller (inside the caller's tidy/grad). */
+  input: tf.Tensor;
+  /** The layer's moving mean and variance, [channels]. The model's own variables: never dispose them. */
+  movingMean: tf.Tensor1D;
+  movingVariance: tf.Tensor1D;
+}
+
+export interface TappedForward {
+  logits: tf.Tensor;
+  taps: BnTap[];
+}
+
+/** Runs a model forward and returns the logits with every BatchNorm layer's input. */
+export type TappedModel = (x: tf.Tensor, options?: { training?: boolean }) => TappedForward;
+
+export class BnTapError extends Error {}
+
+function isBatchNorm(layer: tf.layers.Layer): boolean {
+  return layer.getClassName() === 'BatchNormalization';
+}
+
+function movingStatistic(layer: tf.layers.Layer, suffix: 'moving_mean' | 'moving_variance'): tf.Tensor1D {
+  const weight = layer.weights.find((w) => w.originalName.endsWith(suffix) || w.name.endsWith(suffix));
+  if (weight === undefined) {
+    throw new BnTapError(`BatchNormalization layer ${layer.name} has no ${suffix} weight`);
+  }
+  return weight.read() as tf.Tensor1D;
+}
+
+/**
+ * Builds one functional model over the same layers with the logits and every BatchNormalization
+ * layer's input as outputs, so a gradient function can reach the BN inputs eagerly (DeepInversion's
+ * feature-statistics loss). Weights are shared with `model`, not copied. BN layers inside nested
+ * models are not reached: the zoo's models are flat; a nested one is refused.
+ */
+export function tapBatchNormInputs(model: tf.LayersModel): TappedModel {
+  if (model.outputs.length !== 1) {
+    throw new BnTapError(`model ${model.name} has ${model.outputs.length} outputs; BN taps need a single logits output`);
+  }
+  for (const layer of model.layers) {
+    if (layer instanceof tf.LayersModel && layer.layers.some(isBatchNorm)) {
+      throw new BnTapError(`model ${model.name} nests model ${layer.name} with BatchNorm layers; flatten it first`);
+    }
+  }
+  const bnLayers = model.layers.filter(isBatchNorm);
+  const bnInputs = bnLayers.map((layer) => {
+    if (layer.inboundNodes.length !== 1) {
+      throw new BnTapError(`BatchNormalization layer ${layer.name} is applied ${layer.inboundNodes.length} times; its input is ambiguous`);
+    }
+    return layer.input as tf.SymbolicTensor;
+  });
+  const tapped = tf.model({ inputs: model.inputs, outputs: [model.outputs[0], ...bnInputs] });
+  const statistics = bnLayers.map((layer) => ({
+    layerName: layer.name,
+    movingMean: movingStatistic(layer, 'moving_mean'),
+    movingVariance: movingStatistic(layer, 'moving_variance'),
+  }));
+  return (x, options = {}) => {
+    const outputs = tapped.apply(x, { training: options.training ?? false }) as tf.Tensor[];
+    const [logits, ...inputs] = outputs;
+    return {
+      logits,
+      taps: statistics.map((s, i) => ({ ...s, input: inputs[i] })),
+    };
+  };
+}
+
+/**
+ * DeepInversion's feature-statistics loss: Σ over BN layers of ‖μ_batch − μ_running‖₂ + ‖σ²_batch − σ²_running‖₂,
+ * with the batch statistics of each layer's input over every axis but the channel axis (biased variance,
+ * as BatchNorm normalises with it).
+ */
+export function bnStatisticsLoss(taps: readonly BnTap[]): tf.Scalar {
+  if (taps.length === 0) throw new BnTapError('bnStatisticsLoss needs at least one BatchNorm layer');
+  return tf.tidy(() => {
+    const terms = taps.map((tap) => {
+      const axes = Array.from({ length: tap.input.rank - 1 }, (_, i) => i);
+      const { mean, variance } = tf.moments(tap.input, axes);
+      return tf.add(tf.norm(tf.sub(mean, tap.movingMean)), tf.norm(tf.sub(variance, tap.movingVariance)));
+    });
+    return tf.addN(terms) as tf.Scalar;
+  });
+}
