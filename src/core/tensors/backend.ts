@@ -116,7 +116,7 @@ async function tryTensorflow(): Promise<Attempt> {
     }
     return { info: { name: 'tensorflow', detail: `${pkg} (libtensorflow)`, tfjsVersion: tfjsVersion(), threads: os.cpus().length } };
   }
-  return { reason: failures.join('; ') };
+  return { reason: `${failures.join('; ')} (install @tensorflow/tfjs-node or -gpu where its libtensorflow download works)` };
 }
 
 /**
@@ -143,12 +143,12 @@ function vulkanLoaderMissing(): boolean {
 }
 
 async function tryWebgpu(): Promise<Attempt> {
-  if (vulkanLoaderMissing()) return { reason: 'no Vulkan loader (libvulkan.so.1), so no GPU adapter' };
+  if (vulkanLoaderMissing()) return { reason: 'no Vulkan loader (libvulkan.so.1), so no GPU adapter; install the GPU driver with Vulkan support' };
   let webgpu: { create: (options: string[]) => any; globals: Record<string, unknown> };
   try {
     webgpu = await importOptional('webgpu');
   } catch (err) {
-    return { reason: `package webgpu cannot be imported: ${firstLine(err)}` };
+    return { reason: `the optional package webgpu cannot be imported (${firstLine(err)})` };
   }
   const g = globalThis as any;
   Object.assign(g, webgpu.globals);

@@ -15,7 +15,11 @@ export interface TappedForward {
   taps: BnTap[];
 }
 
-/** Runs a model forward and returns the logits with every BatchNorm layer's input. */
+/**
+ * Runs a model forward and returns the logits with every BatchNorm layer's input. `training`
+ * (default false) is passed to the layers: true normalises with batch statistics and, as in
+ * tfjs-layers, also moves the running statistics; DeepInversion's teacher runs with false.
+ */
 export type TappedModel = (x: tf.Tensor, options?: { training?: boolean }) => TappedForward;
 
 export class BnTapError extends Error {}
