@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DataSource, IsNull, type EntityManager } from 'typeorm';
+import { inject, injectable } from 'tsyringe';
+import type { CondenseConfig } from '../config/config';
+import type { Logger } from '../logging/logger';
+import { CONFIG, LOGGER } from '../app/tokens';
+import { UnauthenticatedError } from '../errors';
+import { ApiToken } from '../records/api-token.entity';
+import { MemberRole } from '../records/enums';
+import { Member } from '../records/member.entity';
+import { Team } from '../records/team.entity';
+import { generateToken, hashToken, TOKEN_PREFIX } from './tokens';
+
+/** Who is calling: resolved from a bearer token once per request. */
+export interface Caller {
+  member: Member;
+  team: Team;
+  tokenId: string;
+}
+
+export const ADMIN_TEAM_NAME = 'admin';
+export const ADMIN_TOKEN_FILE = 'admin-token';
+/** lastUsedAt is written at most this often per token, so reads do not turn into writes. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+/** Serialises first-start set-up between servers starting at once on one database. */
+const BOOTSTRAP_LOCK_KEY = 7_364_201_994;
+
+@injectable()
+export class AuthService {
+  constructor(
+    private readonly dataSource: DataSource,
+    @inject(CONFIG) private readonly config: CondenseConfig,
+    @inject(LOGGER) private readonly log: Logger,
+  ) {}
+
+  /** The caller a token belongs to; UnauthenticatedError when it is unknown or revoked. */
+  async authenticate(token: string): Promise<Caller> {
+    if (!token.startsWith(TOKEN_PREFIX)) {
+      throw new UnauthenticatedError(`API tokens start with "${TOKEN_PREFIX}"; send one as "Authorization: Bearer <token>"`);
+    }
+    const row = await this.dataSource.getRepository(ApiToken).findOneBy({ tokenHash: hashToken(token) });
+    if (!row) throw new UnauthenticatedError('unknown API token; ask a team admin for a new one (createApiToken)');
+    if (row.revokedAt) throw new UnauthenticatedError(`API token ${row.prefix}… was revoked at ${row.revokedAt.toISOString()}`);
+    const member = await this.dataSource.getRepository(Member).findOneByOrFail({ id: row.memberId });
+    const team = await this.dataSource.getRepository(Team).findOneByOrFail({ id: member.teamId });
+    const now = Date.now();
+    if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      await this.dataSource.getRepository(ApiToken).update({ id: row.id }, { lastUsedAt: new Date(now) });
+    }
+    return { member, team, tokenId: row.id };
+  }
+
+  /** Creates a token for `member` inside `manager`'s transaction; returns the row and the secret (shown once). */
+  async issueToken(manager: EntityManager, member: Member): Promise<{ apiToken: ApiToken; token: string }> {
+    const fresh = generateToken();
+    const apiToken = await manager.getRepository(ApiToken).save(
+      manager.getRepository(ApiToken).create({ memberId: member.id, tokenHash: fresh.hash, prefix: fresh.prefix }),
+    );
+    return { apiToken, token: fresh.token };
+  }
+
+  /**
+   * On the first start (no team at all) creates the `admin` team, its admin member and a token, and
+   * writes the token to `<dataDir>/admin-token` (mode 600). Returns the file path when it did so.
+   */
+  async ensureAdminToken(): Promise<string | undefined> {
+    const file = path.join(this.config.dataDir, ADMIN_TOKEN_FILE);
+    const token = await this.dataSource.transaction(async (manager) => {
+      await manager.query('SELECT pg_advisory_xact_lock($1)', [BOOTSTRAP_LOCK_KEY]);
+      if ((await manager.getRepository(Team).count()) > 0) return undefined;
+      const team = await manager.getRepository(Team).save(manager.getRepository(Team).create({ name: ADMIN_TEAM_NAME, isAdminTeam: true }));
+      const member = await manager
+        .getRepository(Member)
+        .save(manager.getRepository(Member).create({ teamId: team.id, name: 'admin', role: MemberRole.admin }));
+      const issued = await this.issueToken(manager, member);
+      // Written inside the transaction: if writing fails, no admin exists whose token nobody has.
+      fs.mkdirSync(this.config.dataDir, { recursive: true });
+      fs.writeFileSync(file, issued.token + '\n', { mode: 0o600 });
+      fs.chmodSync(file, 0o600);
+      return issued.token;
+    });
+    if (token === undefined) return undefined;
+    this.log.info({ file }, 'first start: created team "admin" and wrote its admin API token to this file');
+    return file;
+  }
+
+  /** Active (not revoked) tokens of a member. */
+  activeTokens(memberId: string): Promise<ApiToken[]> {
+    return this.dataSource.getRepository(ApiToken).find({ where: { memberId, revokedAt: IsNull() }, order: { createdAt: 'ASC' } });
+  }
+}

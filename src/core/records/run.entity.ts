@@ -1,0 +1,90 @@
+import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { Field, ID, ObjectType } from 'type-graphql';
+import { GraphQLJSONObject } from 'graphql-scalars';
+import { RunStatus } from './enums';
+import { bigintAsNumber } from './transformers';
+
+/** One execution of a pipeline, with everything needed to reproduce and compare it. */
+@ObjectType()
+@Entity({ name: 'runs' })
+export class Run {
+  @Field(() => ID)
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @Field(() => ID)
+  @Column({ name: 'pipeline_id', type: 'uuid' })
+  pipelineId!: string;
+
+  @Field(() => ID)
+  @Column({ name: 'project_id', type: 'uuid' })
+  projectId!: string;
+
+  @Field(() => RunStatus)
+  @Column({ type: 'text', default: RunStatus.queued })
+  status!: RunStatus;
+
+  @Field(() => String, { nullable: true })
+  @Column({ type: 'text', nullable: true })
+  error!: string | null;
+
+  /** Machine-readable error class (BAD_USER_INPUT, PLUGIN_FAILED...). */
+  @Field(() => String, { nullable: true })
+  @Column({ name: 'error_code', type: 'text', nullable: true })
+  errorCode!: string | null;
+
+  /** 0 ≤ seed < 2^32 (stored as bigint). */
+  @Field(() => Number)
+  @Column({ type: 'bigint', transformer: bigintAsNumber })
+  seed!: number;
+
+  @Field(() => String, { nullable: true })
+  @Column({ type: 'text', nullable: true })
+  backend!: string | null;
+
+  @Field(() => GraphQLJSONObject, { nullable: true })
+  @Column({ type: 'jsonb', nullable: true })
+  hardware!: Record<string, unknown> | null;
+
+  /** plugin name → version */
+  @Field(() => GraphQLJSONObject, { nullable: true })
+  @Column({ name: 'plugin_versions', type: 'jsonb', nullable: true })
+  pluginVersions!: Record<string, string> | null;
+
+  @Field(() => String, { nullable: true })
+  @Column({ name: 'teacher_hash', type: 'text', nullable: true })
+  teacherHash!: string | null;
+
+  @Field(() => String, { nullable: true })
+  @Column({ name: 'data_hash', type: 'text', nullable: true })
+  dataHash!: string | null;
+
+  /** The pipeline as it was when the run was created (stages with their resolved configs). */
+  @Field(() => GraphQLJSONObject)
+  @Column({ type: 'jsonb' })
+  config!: Record<string, unknown>;
+
+  @Field(() => GraphQLJSONObject, { nullable: true })
+  @Column({ name: 'final_metrics', type: 'jsonb', nullable: true })
+  finalMetrics!: Record<string, unknown> | null;
+
+  @Field(() => ID, { nullable: true })
+  @Column({ name: 'final_model_id', type: 'uuid', nullable: true })
+  finalModelId!: string | null;
+
+  @Field(() => ID, { nullable: true })
+  @Column({ name: 'created_by_id', type: 'uuid', nullable: true })
+  createdById!: string | null;
+
+  @Field()
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  @Column({ name: 'started_at', type: 'timestamptz', nullable: true })
+  startedAt!: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Column({ name: 'finished_at', type: 'timestamptz', nullable: true })
+  finishedAt!: Date | null;
+}
