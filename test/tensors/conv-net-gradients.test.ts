@@ -27,7 +27,7 @@ interface Gradients {
 function gradientsOnCurrentBackend(weightValues: Float32Array[] | undefined): Gradients {
   const model = buildSmallConvNet({ inputShape: INPUT, numClasses: CLASSES, seed: 3 });
   if (weightValues !== undefined) {
-    model.setWeights(model.weights.map((w, i) => tf.tensor(weightValues[i], w.shape)));
+    model.setWeights(model.weights.map((w, i) => tf.tensor(weightValues[i], w.shape as number[])));
   }
   const weights = model.weights.map((w) => take(w.read().clone()));
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
