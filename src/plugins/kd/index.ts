@@ -12,7 +12,7 @@ import {
 } from '../../core/plugins/contracts';
 import { kdLoss } from '../../core/plugins/losses';
 import { SeededRandom } from '../../core/random';
-import { trainClassifier } from '../../core/training/trainer';
+import { trainClassifier, type TrainSummary } from '../../core/training/trainer';
 
 export { kdLoss } from '../../core/plugins/losses';
 
@@ -107,7 +107,7 @@ async function distill(input: DistillationInput, config: KdConfig, ctx: StageCon
 
   const random = new SeededRandom(ctx.seed);
   const student = buildModel(spec, random.deriveSeed());
-  let summary;
+  let summary: TrainSummary;
   try {
     summary = await trainClassifier(
       student,
