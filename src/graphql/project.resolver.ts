@@ -1,8 +1,12 @@
 import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { injectable } from 'tsyringe';
 import { PluginRegistry } from '../core/plugins/registry';
+import { DatasetService } from '../core/projects/dataset.service';
+import { ModelService } from '../core/projects/model.service';
 import { PluginEnablementService } from '../core/projects/plugin-enablement.service';
 import { ProjectService } from '../core/projects/project.service';
+import { DatasetRecord } from '../core/records/dataset.entity';
+import { ModelRecord } from '../core/records/model.entity';
 import { Project } from '../core/records/project.entity';
 import { Team } from '../core/records/team.entity';
 import { TeamService } from '../core/auth/team.service';
@@ -18,6 +22,8 @@ export class ProjectResolver {
     private readonly enablement: PluginEnablementService,
     private readonly registry: PluginRegistry,
     private readonly teams: TeamService,
+    private readonly datasetService: DatasetService,
+    private readonly modelService: ModelService,
   ) {}
 
   @Query(() => [Project], { description: "Your team's projects" })
@@ -53,5 +59,15 @@ export class ProjectResolver {
   @FieldResolver(() => Team)
   team(@Root() project: Project): Promise<Team> {
     return this.teams.team(project.teamId);
+  }
+
+  @FieldResolver(() => [DatasetRecord])
+  datasets(@Root() project: Project): Promise<DatasetRecord[]> {
+    return this.datasetService.list(project.id);
+  }
+
+  @FieldResolver(() => [ModelRecord])
+  models(@Root() project: Project): Promise<ModelRecord[]> {
+    return this.modelService.list(project.id);
   }
 }

@@ -1,7 +1,16 @@
 import type { NonEmptyArray } from 'type-graphql';
+import { DatasetResolver } from './dataset.resolver';
+import { ModelResolver } from './model.resolver';
 import { PluginResolver } from './plugin.resolver';
 import { ProjectResolver } from './project.resolver';
 import { MemberResolver, TeamResolver } from './team.resolver';
 
 /** Every resolver class of the schema; each is resolved from the app's container. */
-export const RESOLVERS: NonEmptyArray<Function> = [MemberResolver, TeamResolver, ProjectResolver, PluginResolver];
+export const RESOLVERS: NonEmptyArray<Function> = [
+  MemberResolver,
+  TeamResolver,
+  ProjectResolver,
+  PluginResolver,
+  DatasetResolver,
+  ModelResolver,
+];

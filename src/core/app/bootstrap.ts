@@ -9,6 +9,8 @@ import { createDataSource, runMigrationsLocked } from '../db/data-source';
 import { startDatabase, type DatabaseHandle } from '../db/embedded-postgres';
 import type { Logger } from '../logging/logger';
 import { loadPluginRegistry, PluginRegistry } from '../plugins/registry';
+import { DatasetService } from '../projects/dataset.service';
+import { ModelService } from '../projects/model.service';
 import { PluginEnablementService } from '../projects/plugin-enablement.service';
 import { ProjectService } from '../projects/project.service';
 import { initTensorBackend, type TensorBackendInfo } from '../tensors/backend';
@@ -33,7 +35,7 @@ export interface StartOptions {
 }
 
 /** Services kept one per app; any other injectable class is built when asked for. */
-const SINGLETON_SERVICES: Array<new (...args: any[]) => unknown> = [ArtifactStore, AuthService, TeamService, ProjectService, PluginEnablementService];
+const SINGLETON_SERVICES: Array<new (...args: any[]) => unknown> = [ArtifactStore, AuthService, TeamService, ProjectService, PluginEnablementService, DatasetService, ModelService];
 
 /**
  * Starts Condense: the database (embedded unless DATABASE_URL is set), migrations, the tensor
