@@ -28,16 +28,18 @@ function colourSplit(grey: RawImageSet, chooseColour: (label: number) => number)
   const pixels = h * w;
   const out = new Uint8Array(grey.count * pixels * 3);
   const contexts = new Int32Array(grey.count);
+  // Per colour and channel, the coloured value of each grey level (round(grey * channel / 255)).
+  const tables = COLORED_MNIST_COLORS.map(({ rgb }) => rgb.map((ch) => Uint8Array.from({ length: 256 }, (_, v) => Math.round((v * ch) / 255))));
   for (let i = 0; i < grey.count; i++) {
     const colour = chooseColour(grey.labels[i]);
     contexts[i] = colour;
-    const [r, g, b] = COLORED_MNIST_COLORS[colour].rgb;
+    const [r, g, b] = tables[colour];
     for (let p = 0; p < pixels; p++) {
       const v = grey.pixels[i * pixels + p];
       const o = 3 * (i * pixels + p);
-      out[o] = Math.round((v * r) / 255);
-      out[o + 1] = Math.round((v * g) / 255);
-      out[o + 2] = Math.round((v * b) / 255);
+      out[o] = r[v];
+      out[o + 1] = g[v];
+      out[o + 2] = b[v];
     }
   }
   return { pixels: out, labels: grey.labels, contexts, count: grey.count, shape: [h, w, 3] };

@@ -141,7 +141,7 @@ function decodeAll(files: LabelledFile[]) {
 function toSingleChannel(rgb: Uint8Array): Uint8Array {
   const out = new Uint8Array(rgb.length / 3);
   for (let i = 0; i < out.length; i++) {
-    out[i] = Math.round(0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2]);
+    out[i] = (0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2] + 0.5) | 0;
   }
   return out;
 }
