@@ -1,0 +1,48 @@
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { injectable } from 'tsyringe';
+import { MetricPoint } from '../core/records/metric-point.entity';
+import { Pipeline } from '../core/records/pipeline.entity';
+import { RunStage } from '../core/records/run-stage.entity';
+import { Run } from '../core/records/run.entity';
+import { RunService } from '../core/runs/run.service';
+import type { CondenseContext } from './context';
+
+@injectable()
+@Resolver(() => Run)
+export class RunResolver {
+  constructor(private readonly runService: RunService) {}
+
+  @Query(() => Run)
+  run(@Arg('id', () => ID) id: string, @Ctx() ctx: CondenseContext): Promise<Run> {
+    return this.runService.run(ctx.auth, id);
+  }
+
+  @Query(() => [Run], { description: "A project's runs, newest first (at most 200)" })
+  runs(@Arg('projectId', () => ID) projectId: string, @Ctx() ctx: CondenseContext): Promise<Run[]> {
+    return this.runService.runs(ctx.auth, projectId);
+  }
+
+  @Mutation(() => Run, { description: 'Stops a running run at its next step; completed stages and their artifacts are kept' })
+  cancelRun(@Arg('id', () => ID) id: string, @Ctx() ctx: CondenseContext): Promise<Run> {
+    return this.runService.cancelRun(ctx.auth, id);
+  }
+
+  @FieldResolver(() => [RunStage])
+  stages(@Root() run: Run): Promise<RunStage[]> {
+    return this.runService.stages(run.id);
+  }
+
+  @FieldResolver(() => Pipeline)
+  pipeline(@Root() run: Run, @Ctx() ctx: CondenseContext): Promise<Pipeline> {
+    return this.runService.pipeline(ctx.auth, run.pipelineId);
+  }
+
+  @FieldResolver(() => [MetricPoint], { description: 'Reported metric points, by stage then step (at most 10,000)' })
+  metricPoints(
+    @Root() run: Run,
+    @Arg('names', () => [String], { nullable: true }) names?: string[],
+    @Arg('stageIndex', () => Int, { nullable: true }) stageIndex?: number,
+  ): Promise<MetricPoint[]> {
+    return this.runService.metricPoints(run.id, names ?? undefined, stageIndex ?? undefined);
+  }
+}
