@@ -1,10 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildModel } from '../../src/core/models/zoo';
-import { cloneLayersModel, countZeros, globalMagnitudeMasks, magnitudeConfigSchema, plugin, prunableLayers } from '../../src/plugins/magnitude';
+import { initTensorBackend } from '../../src/core/tensors/backend';
+import { PluginInputError } from '../../src/core/plugins/contracts';
+import { cloneLayersModel, countZeros, cubicSparsity, globalMagnitudeMasks, magnitudeConfigSchema, plugin, prunableLayers } from '../../src/plugins/magnitude';
+import { mnistSample } from '../training/mnist-sample';
 import { predictLogits, stageContext, tinyConvNet } from './support/stage';
 
+// wasm (with the project's training kernels) so the fine-tuning test runs in seconds.
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await initTensorBackend('wasm');
+  await tf.setBackend('wasm');
 });
 
 const shape: [number, number, number] = [8, 8, 1];
@@ -142,5 +147,52 @@ describe('magnitude pruning of a zoo model', () => {
     expect(Math.abs(out.metrics.sparsity - 0.8)).toBeLessThanOrEqual(1 / total);
     model.dispose();
     out.model.model.dispose();
+  });
+});
+
+describe('gradual magnitude pruning', () => {
+  it('follows the cubic schedule s_k = s_f (1 − (1 − k/n)³)', () => {
+    expect(cubicSparsity(0, 4, 0, 0.8)).toBeCloseTo(0, 12);
+    expect(cubicSparsity(1, 4, 0, 0.8)).toBeCloseTo(0.8 * (1 - 0.75 ** 3), 12);
+    expect(cubicSparsity(2, 4, 0, 0.8)).toBeCloseTo(0.8 * (1 - 0.125), 12);
+    expect(cubicSparsity(4, 4, 0, 0.8)).toBeCloseTo(0.8, 12);
+  });
+
+  it('needs data', async () => {
+    const model = tinyConvNet(shape, 3, 1);
+    await expect(plugin.prune({ model: { name: 'm', model } }, magnitudeConfigSchema.parse({ schedule: 'gradual' }), stageContext(1))).rejects.toBeInstanceOf(PluginInputError);
+    model.dispose();
+  });
+
+  it('reaches the target on real digits with fine-tuning, keeping pruned weights at zero', async () => {
+    const data = mnistSample(0, 256);
+    const model = tinyConvNet([28, 28, 1], 10, 4);
+    const before = tf.memory().numTensors;
+    const config = magnitudeConfigSchema.parse({ schedule: 'gradual', sparsity: 0.75, steps: 3, fineTune: { epochs: 1, batchSize: 64 } });
+    const ctx = stageContext(2);
+    const out = await plugin.prune({ model: { name: 'tiny', model }, data }, config, ctx);
+    expect(ctx.reports.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    const reached = ctx.reports.filter((r) => r.step % 2 === 1).map((r) => r.metrics!.sparsity);
+    const total = out.metrics.prunableParams;
+    [1, 2, 3].forEach((k, i) => expect(Math.abs(reached[i] - cubicSparsity(k, 3, 0, 0.75))).toBeLessThanOrEqual(1 / total));
+    expect(Math.abs(out.metrics.sparsity - 0.75)).toBeLessThanOrEqual(1 / total);
+    expect(Number.isFinite(out.metrics.fineTuneLoss)).toBe(true);
+
+    // Fine-tuning changed the kept weights but not the pruned ones.
+    let changed = false;
+    for (const layer of prunableLayers(model, config)) {
+      const name = layer.weights[0].originalName;
+      const mask = out.model.masks![name];
+      const original = await layer.weights[0].read().data();
+      const pruned = await out.model.model.getLayer(layer.name).weights[0].read().data();
+      for (let i = 0; i < mask.length; i++) {
+        if (!mask[i]) expect(Math.abs(pruned[i])).toBe(0); // -0 after the trainer's mask multiply
+        else if (pruned[i] !== original[i]) changed = true;
+      }
+    }
+    expect(changed).toBe(true);
+    out.model.model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
   });
 });

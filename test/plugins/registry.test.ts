@@ -130,7 +130,7 @@ describe('PluginRegistry configs', () => {
   });
 
   it('rejects values out of range, listing every issue', () => {
-    const err = issuesOf('magnitude', { sparsity: 1.5, schedule: 'gradual' });
+    const err = issuesOf('magnitude', { sparsity: 1.5, schedule: 'cubic' });
     expect(err.issues.map((i) => i.path).sort()).toEqual(['schedule', 'sparsity']);
     expect(issuesOf('kd', { alpha: -0.1 }).issues[0].path).toBe('alpha');
     expect(issuesOf('kd', { temperature: 0 }).issues[0].path).toBe('temperature');

@@ -1,13 +1,28 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import type { ModelHandle } from '../../core/models/model-spec';
-import { throwIfAborted, type PruningInput, type PruningOutput, type PruningPlugin, type StageContext } from '../../core/plugins/contracts';
+import { SeededRandom } from '../../core/random';
+import { trainClassifier } from '../../core/training/trainer';
+import { PluginInputError, throwIfAborted, type PruningInput, type PruningOutput, type PruningPlugin, type StageContext } from '../../core/plugins/contracts';
 
 export const magnitudeConfigSchema = z.strictObject({
   sparsity: z.number().min(0).max(0.999).default(0.5).describe('Fraction of the prunable weights to zero, chosen globally by magnitude'),
   includeDense: z.boolean().default(true).describe('Prune dense kernels as well as conv kernels'),
   includeClassifier: z.boolean().default(false).describe('Prune the final (output) layer too'),
-  schedule: z.literal('one-shot').default('one-shot').describe('one-shot: prune once, no fine-tuning (gradual pruning comes later)'),
+  schedule: z
+    .enum(['one-shot', 'gradual'])
+    .default('one-shot')
+    .describe('one-shot: prune once. gradual: prune in `steps` steps along a cubic schedule, fine-tuning on the data between'),
+  steps: z.number().int().min(1).max(100).default(4).describe('gradual: number of pruning steps'),
+  fineTune: z
+    .strictObject({
+      epochs: z.number().int().min(1).max(100).default(1).describe('Epochs of fine-tuning after each pruning step'),
+      batchSize: z.number().int().min(1).max(4096).default(128),
+      optimizer: z.enum(['sgd', 'adam']).default('adam'),
+      learningRate: z.number().gt(0).max(10).default(0.001),
+    })
+    .default({ epochs: 1, batchSize: 128, optimizer: 'adam', learningRate: 0.001 })
+    .describe('gradual: fine-tuning between pruning steps (masked weights stay zero)'),
 });
 export type MagnitudeConfig = z.infer<typeof magnitudeConfigSchema>;
 
@@ -71,59 +86,108 @@ export async function cloneLayersModel(model: tf.LayersModel): Promise<tf.Layers
   return tf.loadLayersModel(tf.io.fromMemory(artifacts!));
 }
 
-async function prune(input: PruningInput, config: MagnitudeConfig, ctx: StageContext): Promise<PruningOutput> {
-  throwIfAborted(ctx.signal);
-  const source = input.model;
-  const layers = prunableLayers(source.model, config);
+/**
+ * Sparsity after pruning step `step` (1-based) of `steps` on Zhu & Gupta's cubic schedule from
+ * `initial` to `final`: s = final + (initial − final)(1 − step/steps)³. Prunes fast early, when many
+ * weights are redundant, and slowly near the end.
+ */
+export function cubicSparsity(step: number, steps: number, initial: number, final: number): number {
+  return final + (initial - final) * (1 - step / steps) ** 3;
+}
+
+interface PruneStepResult {
+  masks: Record<string, Uint8Array>;
+  transformLog: PruningOutput['transformLog'];
+  prunable: number;
+  kept: number;
+  threshold: number;
+}
+
+/**
+ * Zeroes, in `model` itself, the globally smallest weights of the chosen kernels to reach
+ * `sparsity`; weights masked in `previous` stay masked.
+ */
+async function pruneInPlace(
+  model: tf.LayersModel,
+  config: Pick<MagnitudeConfig, 'includeDense' | 'includeClassifier'>,
+  sparsity: number,
+  previous: Record<string, Uint8Array> | undefined,
+  modelName: string,
+): Promise<PruneStepResult> {
   const kernels: PrunableKernel[] = [];
-  for (const layer of layers) {
+  for (const layer of prunableLayers(model, config)) {
     const weight = layer.weights[0];
-    const value = weight.read();
-    kernels.push({ layer, weightName: weight.originalName, values: (await value.data()) as Float32Array });
+    kernels.push({ layer, weightName: weight.originalName, values: (await weight.read().data()) as Float32Array });
   }
   if (kernels.length === 0) {
-    throw new Error(`model ${source.name} has no conv or dense kernels to prune with these settings (includeDense=${config.includeDense}, includeClassifier=${config.includeClassifier})`);
+    throw new PluginInputError(
+      `model ${modelName} has no conv or dense kernels to prune with these settings (includeDense=${config.includeDense}, includeClassifier=${config.includeClassifier})`,
+    );
   }
-  const { masks: magnitudeMasks, threshold } = globalMagnitudeMasks(kernels.map((k) => k.values), config.sparsity);
-  ctx.report({ step: 1, total: 2 });
-
-  const model = await cloneLayersModel(source.model);
+  const { masks: magnitudeMasks, threshold } = globalMagnitudeMasks(kernels.map((k) => k.values), sparsity);
   const masks: Record<string, Uint8Array> = {};
   const transformLog: PruningOutput['transformLog'] = [];
   let prunable = 0;
   let kept = 0;
   kernels.forEach((kernel, j) => {
     const mask = magnitudeMasks[j];
-    // A weight masked by an earlier stage stays masked.
-    const previous = source.masks?.[kernel.weightName];
-    if (previous && previous.length === mask.length) for (let i = 0; i < mask.length; i++) mask[i] &= previous[i];
+    const earlier = previous?.[kernel.weightName];
+    if (earlier && earlier.length === mask.length) for (let i = 0; i < mask.length; i++) mask[i] &= earlier[i];
     const values = kernel.values.slice();
     let layerKept = 0;
     for (let i = 0; i < values.length; i++) {
       if (mask[i]) layerKept++;
       else values[i] = 0;
     }
-    const target = model.getLayer(kernel.layer.name);
-    const current = target.getWeights();
+    const current = kernel.layer.getWeights();
     const masked = tf.tensor(values, current[0].shape);
-    target.setWeights([masked, ...current.slice(1)]);
+    kernel.layer.setWeights([masked, ...current.slice(1)]);
     masked.dispose();
     masks[kernel.weightName] = mask;
     prunable += values.length;
     kept += layerKept;
-    transformLog.push({
-      layer: kernel.layer.name,
-      weight: kernel.weightName,
-      total: values.length,
-      kept: layerKept,
-      sparsity: 1 - layerKept / values.length,
-    });
+    transformLog.push({ layer: kernel.layer.name, weight: kernel.weightName, total: values.length, kept: layerKept, sparsity: 1 - layerKept / values.length });
   });
-  // Masks of earlier stages on weights this stage did not touch are carried over.
-  for (const [name, mask] of Object.entries(source.masks ?? {})) if (!(name in masks)) masks[name] = mask;
+  // Masks of earlier stages on weights this step did not touch are carried over.
+  for (const [name, mask] of Object.entries(previous ?? {})) if (!(name in masks)) masks[name] = mask;
+  return { masks, transformLog, prunable, kept, threshold };
+}
 
+async function prune(input: PruningInput, config: MagnitudeConfig, ctx: StageContext): Promise<PruningOutput> {
+  throwIfAborted(ctx.signal);
+  const source = input.model;
+  const gradual = config.schedule === 'gradual';
+  if (gradual && !input.data) {
+    throw new PluginInputError('magnitude pruning with schedule "gradual" fine-tunes between steps and needs training data; give the pipeline a dataset or use schedule "one-shot"');
+  }
+  const steps = gradual ? config.steps : 1;
+  const total = gradual ? steps * 2 : 1;
+  const model = await cloneLayersModel(source.model);
+  const random = new SeededRandom(ctx.seed);
+  let result: PruneStepResult | undefined;
+  let fineTuneLoss: number | undefined;
+  try {
+    for (let step = 1; step <= steps; step++) {
+      throwIfAborted(ctx.signal);
+      const target = gradual ? cubicSparsity(step, steps, 0, config.sparsity) : config.sparsity;
+      result = await pruneInPlace(model, config, target, result?.masks ?? source.masks, source.name);
+      ctx.report({ step: gradual ? 2 * step - 1 : 1, total, metrics: { sparsity: 1 - result.kept / result.prunable } });
+      if (!gradual) break;
+      const summary = await trainClassifier(
+        model,
+        input.data!,
+        { ...config.fineTune, seed: random.deriveSeed(), masks: result.masks },
+        { signal: ctx.signal },
+      );
+      fineTuneLoss = summary.finalLoss;
+      ctx.report({ step: 2 * step, total, metrics: { sparsity: 1 - result.kept / result.prunable, loss: fineTuneLoss } });
+    }
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  const { masks, transformLog, prunable, kept, threshold } = result!;
   const { params, zeros } = await countZeros(model);
-  ctx.report({ step: 2, total: 2 });
   const handle: ModelHandle = { name: `${source.name}-magnitude-${Math.round(config.sparsity * 100)}`, model, spec: source.spec, masks };
   return {
     model: handle,
@@ -135,6 +199,7 @@ async function prune(input: PruningInput, config: MagnitudeConfig, ctx: StageCon
       zeroFraction: zeros / params,
       params,
       nonzeroParams: params - zeros,
+      ...(fineTuneLoss !== undefined ? { pruningSteps: steps, fineTuneLoss } : {}),
     },
     transformLog,
   };
@@ -163,6 +228,7 @@ export const plugin: PruningPlugin<MagnitudeConfig> = {
   description:
     'Global unstructured magnitude pruning: zeroes the given fraction of conv (and dense) kernel weights with the smallest ' +
     'absolute values, one threshold over all layers, and returns masks. The output layer is kept unless includeClassifier. ' +
+    'schedule "gradual" reaches the target in `steps` steps on a cubic schedule, fine-tuning on the data in between. ' +
     'Metrics: sparsity (masked fraction of prunable weights), zeroFraction (zeros among all parameters), params, nonzeroParams.',
   configSchema: magnitudeConfigSchema,
   inputs: ['model'],
