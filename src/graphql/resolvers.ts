@@ -1,8 +1,12 @@
 import type { NonEmptyArray } from 'type-graphql';
 import { DatasetResolver } from './dataset.resolver';
 import { ModelResolver } from './model.resolver';
+import { PipelineResolver } from './pipeline.resolver';
+import { PipelineResolver } from './pipeline.resolver';
 import { PluginResolver } from './plugin.resolver';
 import { ProjectResolver } from './project.resolver';
+import { RunResolver } from './run.resolver';
+import { RunResolver } from './run.resolver';
 import { MemberResolver, TeamResolver } from './team.resolver';
 
 /** Every resolver class of the schema; each is resolved from the app's container. */
@@ -13,4 +17,6 @@ export const RESOLVERS: NonEmptyArray<Function> = [
   PluginResolver,
   DatasetResolver,
   ModelResolver,
+  PipelineResolver,
+  RunResolver,
 ];

@@ -13,8 +13,10 @@ import { DatasetService } from '../projects/dataset.service';
 import { ModelService } from '../projects/model.service';
 import { PluginEnablementService } from '../projects/plugin-enablement.service';
 import { ProjectService } from '../projects/project.service';
+import { RunService } from '../runs/run.service';
 import { initTensorBackend, type TensorBackendInfo } from '../tensors/backend';
 import { startGraphQLServer } from '../../graphql/server';
+import { RunService } from '../runs/run.service';
 import { CONFIG, LOGGER } from './tokens';
 
 export interface CondenseApp {
@@ -32,10 +34,12 @@ export interface CondenseApp {
 export interface StartOptions {
   /** plugins.json to load (default: the project's). */
   pluginsJsonPath?: string;
+  /** Serve the GraphQL API (default true); the CLI's `run` uses the services without it. */
+  http?: boolean;
 }
 
 /** Services kept one per app; any other injectable class is built when asked for. */
-const SINGLETON_SERVICES: Array<new (...args: any[]) => unknown> = [ArtifactStore, AuthService, TeamService, ProjectService, PluginEnablementService, DatasetService, ModelService];
+const SINGLETON_SERVICES: Array<new (...args: any[]) => unknown> = [ArtifactStore, AuthService, TeamService, ProjectService, PluginEnablementService, DatasetService, ModelService, RunService];
 
 /**
  * Starts Condense: the database (embedded unless DATABASE_URL is set), migrations, the tensor
@@ -72,12 +76,19 @@ export async function startCondense(config: CondenseConfig, log: Logger, options
     for (const service of SINGLETON_SERVICES) appContainer.registerSingleton(service);
 
     const adminTokenFile = await appContainer.resolve(AuthService).ensureAdminToken();
-    const server = await startGraphQLServer(appContainer, config.port, log);
-    cleanups.push(() => server.stop());
-    log.info({ url: server.url, backend: backend.name, plugins: registry.list().map((p) => p.name) }, 'Condense is listening');
+    // Runs execute inside a server process for now; those a stopped server left behind cannot resume.
+    const interrupted = await appContainer.resolve(RunService).failInterruptedRuns();
+    if (interrupted > 0) log.warn({ runs: interrupted }, 'marked runs interrupted by the last shutdown as failed');
+    const interrupted = await appContainer.resolve(RunService).failInterruptedRuns();
+    if (interrupted > 0) log.warn({ runs: interrupted }, 'marked runs interrupted by an earlier stop as failed');
+    const server = options.http === false ? undefined : await startGraphQLServer(appContainer, config.port, log);
+    if (server) {
+      cleanups.push(() => server.stop());
+      log.info({ url: server.url, backend: backend.name, plugins: registry.list().map((p) => p.name) }, 'Condense is listening');
+    }
     return {
-      url: server.url,
-      port: server.port,
+      url: server?.url ?? '',
+      port: server?.port ?? 0,
       container: appContainer,
       dataSource,
       backend,
