@@ -2,10 +2,8 @@ import type { NonEmptyArray } from 'type-graphql';
 import { DatasetResolver } from './dataset.resolver';
 import { ModelResolver } from './model.resolver';
 import { PipelineResolver } from './pipeline.resolver';
-import { PipelineResolver } from './pipeline.resolver';
 import { PluginResolver } from './plugin.resolver';
 import { ProjectResolver } from './project.resolver';
-import { RunResolver } from './run.resolver';
 import { RunResolver } from './run.resolver';
 import { MemberResolver, TeamResolver } from './team.resolver';
 

@@ -16,7 +16,6 @@ import { ProjectService } from '../projects/project.service';
 import { RunService } from '../runs/run.service';
 import { initTensorBackend, type TensorBackendInfo } from '../tensors/backend';
 import { startGraphQLServer } from '../../graphql/server';
-import { RunService } from '../runs/run.service';
 import { CONFIG, LOGGER } from './tokens';
 
 export interface CondenseApp {
@@ -77,8 +76,6 @@ export async function startCondense(config: CondenseConfig, log: Logger, options
 
     const adminTokenFile = await appContainer.resolve(AuthService).ensureAdminToken();
     // Runs execute inside a server process for now; those a stopped server left behind cannot resume.
-    const interrupted = await appContainer.resolve(RunService).failInterruptedRuns();
-    if (interrupted > 0) log.warn({ runs: interrupted }, 'marked runs interrupted by the last shutdown as failed');
     const interrupted = await appContainer.resolve(RunService).failInterruptedRuns();
     if (interrupted > 0) log.warn({ runs: interrupted }, 'marked runs interrupted by an earlier stop as failed');
     const server = options.http === false ? undefined : await startGraphQLServer(appContainer, config.port, log);
