@@ -1,0 +1,237 @@
+/**
+ * Tensor backend benchmark: one training step and one input-gradient (DeepInversion) step of
+ * LeNet-5-BN (batch 256, 28×28×1) and CIFAR ResNet-20 (batch 128, 32×32×3) on every available
+ * TF.js backend, next to PyTorch on the CPU with 1 and 2 threads when /usr/bin/python3 has torch.
+ *
+ *   npm run bench:backend [-- --steps 10 --warmup 2 --cpu-steps 3 --cpu-resnet-steps 0 --backends wasm,cpu]
+ *
+ * Writes bench/results/backend.json. Timings are medians of `steps` after `warmup` untimed steps.
+ * The cpu backend is pure JavaScript: a LeNet step takes tens of seconds here, a ResNet-20 step
+ * would take tens of minutes, so it runs LeNet for --cpu-steps after 1 warm-up and ResNet-20 only
+ * when --cpu-resnet-steps is above 0.
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Command } from 'commander';
+import { BACKEND_NAMES, type BackendName } from '../src/core/config/config';
+import { buildModel } from '../src/core/models/zoo';
+import type { ModelSpec } from '../src/core/models/model-spec';
+import { SeededRandom } from '../src/core/random';
+import { initTensorBackend, prepareWasmBackend, type TensorBackendInfo } from '../src/core/tensors/backend';
+import { bnStatisticsLoss, tapBatchNormInputs } from '../src/core/tensors/bn-taps';
+import { repoRoot } from './support/machine';
+import { writeBenchResults } from './support/results';
+import { printTable, type Cell } from './support/table';
+import { timeSteps, type StepTiming } from './support/timing';
+
+interface BenchModel {
+  id: 'lenet5-bn' | 'resnet20';
+  label: string;
+  spec: ModelSpec;
+  batch: number;
+}
+
+const MODELS: BenchModel[] = [
+  { id: 'lenet5-bn', label: 'LeNet-5-BN 28×28, batch 256', spec: { architecture: 'lenet5-bn', inputShape: [28, 28, 1], numClasses: 10, width: 1 }, batch: 256 },
+  { id: 'resnet20', label: 'CIFAR ResNet-20, batch 128', spec: { architecture: 'resnet-cifar', inputShape: [32, 32, 3], numClasses: 10, width: 1, depth: 20 }, batch: 128 },
+];
+
+const WORKS = ['train', 'inversion'] as const;
+type Work = (typeof WORKS)[number];
+const WORK_LABEL: Record<Work, string> = { train: 'training step (SGD, cross-entropy)', inversion: 'input-gradient step (CE + BN statistics)' };
+
+const LEARNING_RATE = 0.01;
+
+interface TfjsResult {
+  backend: BackendName;
+  model: BenchModel['id'];
+  work: Work;
+  timing: StepTiming;
+}
+
+interface TorchRun {
+  torch: string;
+  threads: number;
+  results: Record<string, Record<Work, StepTiming>>;
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench:backend] ${message}\n`);
+}
+
+/** Seeded images and labels of one model's batch, on the current backend. */
+function makeBatch(model: BenchModel, seed: number): { x: tf.Tensor4D; y: tf.Tensor2D } {
+  const random = new SeededRandom(seed);
+  const labels = Array.from({ length: model.batch }, () => random.int(model.spec.numClasses));
+  return tf.tidy(() => ({
+    x: tf.randomNormal([model.batch, ...model.spec.inputShape], 0, 1, 'float32', random.deriveSeed()) as tf.Tensor4D,
+    y: tf.oneHot(labels, model.spec.numClasses) as tf.Tensor2D,
+  }));
+}
+
+async function benchTfjs(backend: BackendName, bm: BenchModel, seed: number, steps: number, warmup: number): Promise<TfjsResult[]> {
+  const model = buildModel(bm.spec, seed);
+  const { x, y } = makeBatch(bm, seed);
+  const results: TfjsResult[] = [];
+
+  const optimizer = tf.train.sgd(LEARNING_RATE);
+  const trainStep = async () => {
+    const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true)!;
+    await loss.data();
+    loss.dispose();
+  };
+  log(`${backend} ${bm.id} train: ${warmup} warm-up + ${steps} steps`);
+  results.push({ backend, model: bm.id, work: 'train', timing: await timeSteps(trainStep, steps, warmup) });
+  optimizer.dispose();
+
+  // DeepInversion: the teacher in inference mode, gradient w.r.t. the images only.
+  const forward = tapBatchNormInputs(model);
+  const images = tf.variable(x.clone(), false);
+  const lossOf = (im: tf.Tensor) =>
+    tf.tidy(() => {
+      const { logits, taps } = forward(im, { training: false });
+      return tf.add(tf.losses.softmaxCrossEntropy(y, logits), bnStatisticsLoss(taps)) as tf.Scalar;
+    });
+  const inversionStep = async () => {
+    const { value, grad } = tf.valueAndGrad(lossOf)(images);
+    images.assign(tf.tidy(() => tf.sub(images, tf.mul(grad, LEARNING_RATE))));
+    await value.data();
+    tf.dispose([value, grad]);
+  };
+  log(`${backend} ${bm.id} inversion: ${warmup} warm-up + ${steps} steps`);
+  results.push({ backend, model: bm.id, work: 'inversion', timing: await timeSteps(inversionStep, steps, warmup) });
+
+  tf.dispose([images, x, y]);
+  model.dispose();
+  return results;
+}
+
+function torchAvailable(): boolean {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function runTorch(threads: number, steps: number, warmup: number, seed: number, models: string[]): TorchRun {
+  const script = path.join(repoRoot(), 'bench', 'torch', 'backend.py');
+  log(`PyTorch ${threads} thread(s): ${models.join(', ')}`);
+  const out = execFileSync(
+    '/usr/bin/python3',
+    [script, '--threads', String(threads), '--steps', String(steps), '--warmup', String(warmup), '--seed', String(seed), '--models', models.join(',')],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OMP_NUM_THREADS: String(threads) } },
+  );
+  return JSON.parse(out) as TorchRun;
+}
+
+function parseList(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+async function main(): Promise<void> {
+  const options = new Command()
+    .option('--steps <n>', 'timed steps per measurement', '10')
+    .option('--warmup <n>', 'untimed steps before timing', '2')
+    .option('--cpu-steps <n>', 'timed steps of LeNet on the cpu backend (after 1 warm-up)', '3')
+    .option('--cpu-resnet-steps <n>', 'timed steps of ResNet-20 on the cpu backend (no warm-up); 0 skips it', '0')
+    .option('--backends <list>', `TF.js backends to try, of ${BACKEND_NAMES.join(',')}; default: the best available, wasm and cpu`)
+    .option('--models <list>', 'models', MODELS.map((m) => m.id).join(','))
+    .option('--torch-threads <list>', 'PyTorch thread counts', '1,2')
+    .option('--no-torch', 'skip PyTorch')
+    .option('--seed <n>', 'seed of weights and data', '0')
+    .parse()
+    .opts<{ steps: string; warmup: string; cpuSteps: string; cpuResnetSteps: string; backends?: string; models: string; torchThreads: string; torch: boolean; seed: string }>();
+  const steps = Number(options.steps);
+  const warmup = Number(options.warmup);
+  const cpuSteps = Number(options.cpuSteps);
+  const cpuResnetSteps = Number(options.cpuResnetSteps);
+  const seed = Number(options.seed);
+  const models = MODELS.filter((m) => parseList(options.models).includes(m.id));
+
+  const best = await initTensorBackend();
+  prepareWasmBackend();
+  const wanted = (options.backends ? parseList(options.backends) : [best.name, 'wasm', 'cpu']) as BackendName[];
+  const backends: { name: BackendName; detail: string }[] = [];
+  for (const name of [...new Set(wanted)]) {
+    if (!BACKEND_NAMES.includes(name)) throw new Error(`unknown backend '${name}'; use ${BACKEND_NAMES.join(', ')}`);
+    if (name === best.name || (await canUse(name))) backends.push({ name, detail: name === best.name ? best.detail : describeBackend(name) });
+    else log(`backend ${name} is not available here; skipped`);
+  }
+
+  const tfjs: TfjsResult[] = [];
+  for (const backend of backends) {
+    await tf.setBackend(backend.name);
+    for (const bm of models) {
+      if (backend.name === 'cpu' && bm.id === 'resnet20') {
+        if (cpuResnetSteps > 0) tfjs.push(...(await benchTfjs(backend.name, bm, seed, cpuResnetSteps, 0)));
+      } else if (backend.name === 'cpu') {
+        tfjs.push(...(await benchTfjs(backend.name, bm, seed, cpuSteps, 1)));
+      } else {
+        tfjs.push(...(await benchTfjs(backend.name, bm, seed, steps, warmup)));
+      }
+    }
+  }
+
+  const torchRuns: TorchRun[] = [];
+  if (options.torch && torchAvailable()) {
+    for (const threads of parseList(options.torchThreads).map(Number)) {
+      torchRuns.push(runTorch(threads, steps, warmup, seed, models.map((m) => m.id)));
+    }
+  } else if (options.torch) {
+    log('PyTorch not importable by /usr/bin/python3; tfjs only');
+  }
+
+  const torchMs = (run: TorchRun | undefined, model: string, work: Work) => run?.results[model]?.[work]?.medianMs;
+  const headers = ['model', 'work', 'backend', 'steps', 'tfjs ms/step'];
+  for (const run of torchRuns) headers.push(`PyTorch ${run.threads}t ms`, `tfjs / PyTorch ${run.threads}t`);
+  const rows: Cell[][] = tfjs.map((r) => {
+    const row: Cell[] = [MODELS.find((m) => m.id === r.model)!.label, WORK_LABEL[r.work], r.backend, r.timing.steps, r.timing.medianMs];
+    for (const run of torchRuns) {
+      const t = torchMs(run, r.model, r.work);
+      row.push(t, t === undefined ? undefined : r.timing.medianMs / t);
+    }
+    return row;
+  });
+  const digits = [0, 0, 0, 0, 0, ...torchRuns.flatMap(() => [0, 1])];
+  printTable(
+    `ms per step, median of ${steps} after ${warmup} warm-up; cpu backend: ${cpuSteps} after 1 (LeNet), ` +
+      (cpuResnetSteps > 0 ? `${cpuResnetSteps} without warm-up (ResNet-20)` : 'ResNet-20 not run (--cpu-resnet-steps)'),
+    headers,
+    rows,
+    digits,
+  );
+
+  const target = writeBenchResults('backend', seed, { tfjs, torch: torchRuns }, {
+    backends: backends.map((b) => ({ ...b, tfjsVersion: tf.version_core })),
+    bestBackend: best satisfies TensorBackendInfo,
+    table: { headers, rows },
+  });
+  log(`results written to ${target}`);
+}
+
+async function canUse(name: BackendName): Promise<boolean> {
+  try {
+    return await tf.setBackend(name);
+  } catch {
+    return false;
+  }
+}
+
+function describeBackend(name: BackendName): string {
+  switch (name) {
+    case 'wasm':
+      return '@tensorflow/tfjs-backend-wasm + Condense training kernels';
+    case 'cpu':
+      return '@tensorflow/tfjs-backend-cpu (JavaScript)';
+    default:
+      return name;
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

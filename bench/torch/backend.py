@@ -1,0 +1,147 @@
+"""PyTorch side of bench/backend.ts: the same models and steps, timed on the CPU.
+
+Prints one JSON object on stdout. Run with /usr/bin/python3 (Debian's python3-torch).
+Models mirror src/core/models/zoo.ts: LeNet-5-BN (first conv 'same' on 28x28) and the CIFAR
+ResNet with 1x1-conv projection shortcuts; convs before BatchNorm have no bias.
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def lenet5_bn(in_ch=1, classes=10):
+    return nn.Sequential(
+        nn.Conv2d(in_ch, 6, 5, padding=2, bias=False), nn.BatchNorm2d(6, momentum=0.1, eps=1e-5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120, bias=False), nn.BatchNorm1d(120), nn.ReLU(),
+        nn.Linear(120, 84, bias=False), nn.BatchNorm1d(84), nn.ReLU(),
+        nn.Linear(84, classes),
+    )
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNetCifar(nn.Module):
+    def __init__(self, depth=20, classes=10):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        blocks, cin = [], 16
+        for stage, cout in enumerate([16, 32, 64]):
+            for b in range(n):
+                blocks.append(BasicBlock(cin, cout, 2 if stage > 0 and b == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def bn_statistics_loss(inputs, bn_layers):
+    total = 0.0
+    for x, bn in zip(inputs, bn_layers):
+        dims = [0] + list(range(2, x.dim()))
+        var, mean = torch.var_mean(x, dim=dims, unbiased=False)
+        total = total + torch.norm(mean - bn.running_mean, 2) + torch.norm(var - bn.running_var, 2)
+    return total
+
+
+def time_steps(step, steps, warmup):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - start) * 1000)
+    return {"medianMs": statistics.median(times), "minMs": min(times), "steps": steps, "warmup": warmup, "allMs": times}
+
+
+def bench_model(name, model, shape, steps, warmup, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g)
+    labels = torch.randint(0, 10, (shape[0],), generator=g)
+    out = {}
+
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def train_step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), labels)
+        loss.backward()
+        opt.step()
+        loss.item()
+
+    out["train"] = time_steps(train_step, steps, warmup)
+
+    # Input-gradient step (DeepInversion): teacher in eval mode, gradient w.r.t. the images only.
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    bn_layers = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    captured = []
+    hooks = [bn.register_forward_hook(lambda m, inp, outp: captured.append(inp[0])) for bn in bn_layers]
+    images = x.clone().requires_grad_(True)
+
+    def inversion_step():
+        captured.clear()
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels) + bn_statistics_loss(captured, bn_layers)
+        (grad,) = torch.autograd.grad(loss, images)
+        with torch.no_grad():
+            images.sub_(0.01 * grad)
+        loss.item()
+
+    out["inversion"] = time_steps(inversion_step, steps, warmup)
+    for h in hooks:
+        h.remove()
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", default="lenet5-bn,resnet20")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    results = {}
+    for name in args.models.split(","):
+        if name == "lenet5-bn":
+            results[name] = bench_model(name, lenet5_bn(), (256, 1, 28, 28), args.steps, args.warmup, args.seed)
+        elif name == "resnet20":
+            results[name] = bench_model(name, ResNetCifar(20), (128, 3, 32, 32), args.steps, args.warmup, args.seed)
+        else:
+            raise SystemExit(f"unknown model {name}")
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+
+
+if __name__ == "__main__":
+    main()
