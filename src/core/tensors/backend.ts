@@ -170,11 +170,26 @@ async function tryWebgpu(): Promise<Attempt> {
   return { info: { name: 'webgpu', detail: `Dawn (webgpu package) ${description || 'GPU adapter'}`.trim(), tfjsVersion: tfjsVersion(), threads: 1 } };
 }
 
+type WasmModule = typeof import('@tensorflow/tfjs-backend-wasm');
+let wasmPrepared: WasmModule | undefined;
+
+/**
+ * Loads tfjs-backend-wasm, points it at its .wasm files on disk and registers Condense's training
+ * kernels, without switching to it. Idempotent. Benchmarks use it to run wasm next to another backend.
+ */
+export function prepareWasmBackend(log?: Logger): WasmModule {
+  if (wasmPrepared === undefined) {
+    const wasm: WasmModule = require('@tensorflow/tfjs-backend-wasm');
+    const distDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm'));
+    wasm.setWasmPaths(distDir + path.sep);
+    registerWasmTrainingKernels(wasm.version_wasm, log);
+    wasmPrepared = wasm;
+  }
+  return wasmPrepared;
+}
+
 async function tryWasm(log: Logger | undefined): Promise<Attempt> {
-  const wasm: typeof import('@tensorflow/tfjs-backend-wasm') = require('@tensorflow/tfjs-backend-wasm');
-  const distDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm'));
-  wasm.setWasmPaths(distDir + path.sep);
-  registerWasmTrainingKernels(wasm.version_wasm, log);
+  const wasm = prepareWasmBackend(log);
   if (!(await tf.setBackend('wasm'))) return { reason: "setBackend('wasm') failed" };
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return {
