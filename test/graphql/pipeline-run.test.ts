@@ -111,7 +111,8 @@ test('noise → kd → magnitude runs through GraphQL and reports every stage an
   expect(final.latencyMs).toBeGreaterThan(0);
   expect(final.latencyBatchSize).toBe(1);
   expect(final.latencyBackend).toBe('wasm');
-  expect(Object.keys(final.wallMsPerStage)).toEqual(['0:noise', '1:kd', '2:magnitude']);
+  expect(final.stageWallMs.map((s: any) => s.plugin)).toEqual(['noise', 'kd', 'magnitude']);
+  expect(final.stageWallMs.map((s: any) => s.wallMs)).toEqual(run.stages.map((s: any) => s.wallMs));
 
   // The final model is recorded in the project, from this run.
   const models = await server.ok(`query($p: ID!) { models(projectId: $p) { id origin runId params } }`, { p: projectId }, teamToken);

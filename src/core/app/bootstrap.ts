@@ -76,7 +76,9 @@ export async function startCondense(config: CondenseConfig, log: Logger, options
 
     const adminTokenFile = await appContainer.resolve(AuthService).ensureAdminToken();
     // Runs execute inside a server process for now; those a stopped server left behind cannot resume.
-    const interrupted = await appContainer.resolve(RunService).failInterruptedRuns();
+    const runService = appContainer.resolve(RunService);
+    cleanups.push(() => runService.shutdown());
+    const interrupted = await runService.failInterruptedRuns();
     if (interrupted > 0) log.warn({ runs: interrupted }, 'marked runs interrupted by an earlier stop as failed');
     const server = options.http === false ? undefined : await startGraphQLServer(appContainer, config.port, log);
     if (server) {

@@ -31,6 +31,9 @@ import { describeHardware } from './hardware';
 import { encodeImageSet } from './image-set-codec';
 import { MetricBuffer } from './metric-buffer';
 
+/** Abort reason of runs stopped because their server is stopping (not cancelled by a person). */
+const SERVER_STOPPING = 'server stopping';
+
 export interface CreatePipelineInput {
   projectId: string;
   name: string;
@@ -138,9 +141,18 @@ export class RunService {
       return saved;
     });
     const controller = new AbortController();
-    const done = this.execute(run, pipeline, planned, controller.signal).finally(() => this.active.delete(run.id));
+    const done = this.execute(run, pipeline, planned, controller.signal)
+      .catch((error: unknown) => this.log.error({ err: error, run: run.id }, 'could not record the end of a run'))
+      .finally(() => this.active.delete(run.id));
     this.active.set(run.id, { controller, done });
     return run;
+  }
+
+  /** Cancels every run executing in this process and waits for them to record their end (server stop). */
+  async shutdown(): Promise<void> {
+    const running = [...this.active.values()];
+    for (const { controller } of running) controller.abort(SERVER_STOPPING);
+    await Promise.all(running.map((r) => r.done));
   }
 
   /** Resolves when the run has ended (any status); returns its final record. */
@@ -254,12 +266,16 @@ export class RunService {
         },
       });
       const finalModelId = storedModels.get(result.finalModel.model) ?? null;
-      const wallMsPerStage = Object.fromEntries(result.stages.map((s) => [`${s.index}:${s.plugin}`, s.wallMs]));
-      await this.patchRun(run.id, { status: RunStatus.succeeded, finishedAt: new Date(), finalMetrics: { ...result.finalMetrics, wallMsPerStage }, finalModelId });
+      // An array: jsonb does not keep the key order of objects.
+      const stageWallMs = result.stages.map((s) => ({ stage: s.index, plugin: s.plugin, wallMs: s.wallMs }));
+      await this.patchRun(run.id, { status: RunStatus.succeeded, finishedAt: new Date(), finalMetrics: { ...result.finalMetrics, stageWallMs }, finalModelId });
       log.info({ top1: result.finalMetrics.top1 }, 'run succeeded');
     } catch (error) {
       await metrics.flush().catch(() => undefined);
-      const { status, code, message } = describeFailure(error);
+      const { status, code, message } =
+        error instanceof StageCancelledError && signal.reason === SERVER_STOPPING
+          ? { status: RunStatus.failed, code: 'INTERRUPTED', message: 'the server stopped during this run; start it again' }
+          : describeFailure(error);
       if (status === RunStatus.failed) log.warn({ err: error }, 'run failed');
       await this.patchRun(run.id, { status, errorCode: code, error: message, finishedAt: new Date() });
       if (currentStage !== undefined) {

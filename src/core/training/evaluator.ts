@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type ImageSet, imageSize } from '../data/image-set';
 import { TrainingInputError } from './trainer';
+import { yieldToEventLoop } from '../event-loop';
 
 export interface EvaluationResult {
   /** Fraction of images whose highest logit is the label. */
@@ -45,6 +46,7 @@ export async function evaluateClassifier(model: tf.LayersModel, data: ImageSet, 
     const nllData = await nll.data();
     const top = await topIdx.data();
     tf.dispose([nll, topIdx]);
+    await yieldToEventLoop();
     for (let i = 0; i < n; i++) {
       const label = labels[i];
       if (!(label >= 0 && label < numClasses)) throw new TrainingInputError(`label ${label} of image ${start + i} is outside 0..${numClasses - 1}`);

@@ -4,6 +4,7 @@ import { PluginInputError, StageCancelledError } from '../plugins/contracts';
 import { SeededRandom } from '../random';
 import { augmentInto } from './augment';
 import { createOptimizer, trainableParams } from './optimizers';
+import { yieldToEventLoop } from '../event-loop';
 
 export interface TrainOptions {
   epochs: number;
@@ -241,6 +242,7 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
         } finally {
           tf.dispose([images, labels, ...(value ? [value] : []), ...(correct ? [correct] : []), ...Object.values(grads)]);
         }
+        await yieldToEventLoop();
       }
     }
   } finally {

@@ -13,6 +13,7 @@ import {
 import { kdLoss } from '../../core/plugins/losses';
 import { SeededRandom } from '../../core/random';
 import { trainClassifier, type TrainSummary } from '../../core/training/trainer';
+import { yieldToEventLoop } from '../../core/event-loop';
 
 export { kdLoss } from '../../core/plugins/losses';
 
@@ -79,6 +80,7 @@ async function teacherLogitsFor(teacher: tf.LayersModel, images: Float32Array, s
     logits.dispose();
     out ??= new Float32Array(count * logits.shape[1]!);
     out.set(data, start * logits.shape[1]!);
+    await yieldToEventLoop();
   }
   return out!;
 }

@@ -5,6 +5,7 @@ import { imageGridPng } from '../../core/images/image-grid';
 import { modelInputShape, modelNumClasses } from '../../core/models/model-spec';
 import { throwIfAborted, type StageContext, type SynthesisInput, type SynthesisOutput, type SynthesisPlugin } from '../../core/plugins/contracts';
 import { SeededRandom } from '../../core/random';
+import { yieldToEventLoop } from '../../core/event-loop';
 
 export const noiseConfigSchema = z.strictObject({
   count: z.number().int().min(1).max(1_000_000).default(2560).describe('Number of images to make'),
@@ -83,6 +84,7 @@ async function synthesize(input: SynthesisInput, config: NoiseConfig, ctx: Stage
       logits.dispose();
     }
     ctx.report({ step: b + 1, total: batches, metrics: { imagesMade: start + n } });
+    await yieldToEventLoop();
   }
 
   const stats = teacherAnswerStats(teacherLogits, config.count, numClasses);
