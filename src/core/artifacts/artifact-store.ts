@@ -68,10 +68,6 @@ export class ArtifactStore {
     return path.join(this.root, artifact.storagePath);
   }
 
-  async get(id: string): Promise<Artifact | null> {
-    return this.dataSource.getRepository(Artifact).findOneBy({ id });
-  }
-
   private temporaryPath(): string {
     const dir = path.join(this.root, 'tmp');
     fs.mkdirSync(dir, { recursive: true });

@@ -1,4 +1,4 @@
-import { DataSource, In } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { injectable } from 'tsyringe';
 import type { Caller } from '../auth/auth.service';
 import { parseId, parseName } from '../app/validation';
@@ -42,9 +42,5 @@ export class ProjectService {
     project.sharedForComparison = shared;
     await this.dataSource.getRepository(Project).update({ id: project.id }, { sharedForComparison: shared });
     return project;
-  }
-
-  byIds(ids: string[]): Promise<Project[]> {
-    return this.dataSource.getRepository(Project).findBy({ id: In(ids) });
   }
 }
