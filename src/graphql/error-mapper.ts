@@ -57,11 +57,17 @@ function detailsOf(error: unknown): Record<string, unknown> {
 /** Apollo's `formatError`: maps domain errors, hides internals, never sends stack traces. */
 export function createFormatError(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
-    const original = unwrapResolverError(error);
-    // Errors raised as GraphQLErrors (by Apollo, graphql-js, or our own context) already carry their code.
+    let original = unwrapResolverError(error);
     if (original instanceof GraphQLError) {
-      const { stacktrace: _drop, ...extensions } = (formatted.extensions ?? {}) as Record<string, unknown>;
-      return { ...formatted, extensions };
+      const inner = original.originalError;
+      // Apollo wraps plain errors it could not classify (a failing context function, say): judge the inner one.
+      if (formatted.extensions?.code === 'INTERNAL_SERVER_ERROR' && inner && !(inner instanceof GraphQLError)) {
+        original = inner;
+      } else {
+        // Raised as GraphQLErrors (by Apollo, graphql-js, or our own context): they already carry their code.
+        const { stacktrace: _drop, ...extensions } = (formatted.extensions ?? {}) as Record<string, unknown>;
+        return { ...formatted, extensions };
+      }
     }
     const code = codeOf(original);
     if (code) {
