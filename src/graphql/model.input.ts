@@ -1,4 +1,4 @@
-import { Field, Float, InputType, Int } from 'type-graphql';
+import { Field, Float, InputType, Int, ObjectType } from 'type-graphql';
 
 @InputType({ description: 'A zoo architecture and its parameters' })
 export class ModelSpecInput {
@@ -55,4 +55,16 @@ export class TrainingOptionsInput {
 
   @Field(() => Int, { nullable: true, description: 'train on a seeded random subset of this many training images' })
   trainImages?: number | null;
+}
+
+@ObjectType({ description: 'Where exportModel wrote a model' })
+export class ExportedModel {
+  @Field({ description: 'Absolute path of the LayersModel directory (model.json + weights.bin)' })
+  path!: string;
+
+  @Field(() => Int)
+  bytes!: number;
+
+  @Field()
+  contentHash!: string;
 }

@@ -5,7 +5,7 @@ import { ProjectService } from '../core/projects/project.service';
 import { ModelRecord } from '../core/records/model.entity';
 import type { CondenseContext } from './context';
 import { definedFields } from './input-values';
-import { ModelSpecInput, TrainingOptionsInput } from './model.input';
+import { ExportedModel, ModelSpecInput, TrainingOptionsInput } from './model.input';
 
 @injectable()
 @Resolver(() => ModelRecord)
@@ -24,6 +24,13 @@ export class ModelResolver {
   @Query(() => ModelRecord)
   model(@Arg('id', () => ID) id: string, @Ctx() ctx: CondenseContext): Promise<ModelRecord> {
     return this.modelService.require(ctx.auth, id);
+  }
+
+  @Mutation(() => ExportedModel, {
+    description: 'Writes a stored model as a TF.js LayersModel directory on the server’s file system (the path must not exist or be empty)',
+  })
+  exportModel(@Arg('id', () => ID) id: string, @Arg('path') path: string, @Ctx() ctx: CondenseContext): Promise<ExportedModel> {
+    return this.modelService.exportModel(ctx.auth, id, path);
   }
 
   @Mutation(() => ModelRecord, { description: 'Imports a TF.js LayersModel directory (model.json + weights) from the server’s file system' })

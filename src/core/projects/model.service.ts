@@ -99,6 +99,23 @@ export class ModelService {
     return { ...handle, name: record.name };
   }
 
+  /**
+   * Writes a stored model as a TF.js LayersModel directory (model.json + weights.bin) to `dir` on the
+   * server's file system; `dir` must not exist or be empty, so nothing is overwritten.
+   */
+  async exportModel(caller: Caller, modelId: string, dir: string): Promise<{ path: string; bytes: number; contentHash: string }> {
+    const record = await this.require(caller, modelId);
+    if (typeof dir !== 'string' || dir.trim() === '') throw new InvalidInputError('path must name a directory to write the model to');
+    const target = path.resolve(dir);
+    if (fs.existsSync(target) && (!fs.statSync(target).isDirectory() || fs.readdirSync(target).length > 0)) {
+      throw new InvalidInputError(`${target} already exists and is not an empty directory; choose a new path`);
+    }
+    const artifact = await this.dataSource.getRepository(Artifact).findOneByOrFail({ id: record.artifactId });
+    fs.mkdirSync(target, { recursive: true });
+    fs.cpSync(this.store.pathOf(artifact), target, { recursive: true });
+    return { path: target, bytes: artifact.bytes, contentHash: record.contentHash };
+  }
+
   /** Imports a TF.js LayersModel directory from the server's file system. */
   async importModel(caller: Caller, projectId: string, name: string, dir: string): Promise<ModelRecord> {
     const { project, modelName } = await this.prepare(caller, projectId, name);
