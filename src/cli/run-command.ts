@@ -114,8 +114,27 @@ async function findOrMakeTeacher(
     return existing;
   }
   if ('modelDir' in teacher) return models.importModel(caller, project.id, name, teacher.modelDir);
-  out.write(`teacher: training ${teacher.architecture} on ${dataset.name} (${teacher.training.epochs ?? 1} epochs)...\n`);
-  const trained = await models.trainModel(caller, project.id, name, { architecture: teacher.architecture, width: teacher.width, depth: teacher.depth }, dataset.id, teacher.training);
+  out.write(`teacher: training ${teacher.architecture} on ${dataset.name} (${teacher.training.epochs ?? 1} epochs)\n`);
+  const bar = new SingleBar({ format: ' teacher [{bar}] {value}/{total} loss={loss}', hideCursor: true, stream: out }, Presets.shades_classic);
+  let started = false;
+  let trained: ModelRecord;
+  try {
+    trained = await models.trainModel(
+      caller,
+      project.id,
+      name,
+      { architecture: teacher.architecture, width: teacher.width, depth: teacher.depth },
+      dataset.id,
+      teacher.training,
+      (step, total, metrics) => {
+        if (!started) bar.start(total, 0, { loss: '' });
+        started = true;
+        if (step % 10 === 0 || step === total) bar.update(step, { loss: formatNumber(metrics.loss) });
+      },
+    );
+  } finally {
+    if (started) bar.stop();
+  }
   out.write(`teacher: top-1 ${formatNumber(Number(trained.metrics.top1))} in ${formatNumber(Number(trained.metrics.trainMs) / 1000)} s\n`);
   return trained;
 }

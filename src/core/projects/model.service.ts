@@ -154,6 +154,7 @@ export class ModelService {
     specInput: ModelSpecInput,
     datasetId: string,
     optionsInput: TrainingOptionsInput = {},
+    onStep?: (step: number, total: number, metrics: Record<string, number>) => void,
   ): Promise<ModelRecord> {
     const { project, modelName } = await this.prepare(caller, projectId, name);
     const options = trainingOptionsSchema.parse(optionsInput);
@@ -188,7 +189,7 @@ export class ModelService {
         warmupSteps: options.warmupSteps,
         augment: { flip: options.augmentFlip, cropPadding: options.augmentCropPadding },
         seed: options.seed,
-      });
+      }, { onStep: onStep ? (step, total, metrics) => onStep(step, total, { ...metrics }) : undefined });
       const evaluation = await evaluateClassifier(handle.model, dataset.test);
       this.log.info({ model: modelName, top1: evaluation.top1, trainMs: summary.wallMs }, 'trained model');
       return await this.recordModel({
