@@ -57,8 +57,23 @@ export class SeededRandom {
     return a;
   }
 
+  /** The generator's full state, to be given back to `restoreState` (checkpoints). */
+  saveState(): RandomState {
+    return { state: this.state, spareGaussian: this.spareGaussian ?? null };
+  }
+
+  restoreState(saved: RandomState): void {
+    this.state = saved.state >>> 0;
+    this.spareGaussian = saved.spareGaussian ?? undefined;
+  }
+
   /** A 31-bit seed derived from this stream, for seeding another generator (e.g. a tf initializer). */
   deriveSeed(): number {
     return this.int(0x7fffffff);
   }
+}
+
+export interface RandomState {
+  state: number;
+  spareGaussian: number | null;
 }

@@ -15,6 +15,8 @@ const environmentSchema = z.object({
   CONDENSE_BACKEND: z.enum(BACKEND_NAMES).optional(),
   CONDENSE_EMBEDDED_PG_PORT: z.coerce.number().int().min(1).max(65535).default(54329),
   CONDENSE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CONDENSE_WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(64).default(1),
+  CONDENSE_RUN_STALE_SECONDS: z.coerce.number().int().min(3).max(3600).default(30),
 });
 
 export interface CondenseConfig {
@@ -27,6 +29,10 @@ export interface CondenseConfig {
   backend?: BackendName;
   embeddedPostgresPort: number;
   logLevel: string;
+  /** Runs a process executes at once (`serve` and `worker`); 0: this process queues runs but executes none. Default 1. */
+  workerConcurrency?: number;
+  /** A running run whose worker has not sent a heartbeat for this long is taken over by another worker. Default 30. */
+  runStaleSeconds?: number;
 }
 
 export class ConfigError extends Error {}
@@ -46,5 +52,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): CondenseConfig
     backend: e.CONDENSE_BACKEND,
     embeddedPostgresPort: e.CONDENSE_EMBEDDED_PG_PORT,
     logLevel: e.CONDENSE_LOG_LEVEL,
+    workerConcurrency: e.CONDENSE_WORKER_CONCURRENCY,
+    runStaleSeconds: e.CONDENSE_RUN_STALE_SECONDS,
   };
 }

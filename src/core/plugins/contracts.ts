@@ -32,6 +32,18 @@ export interface StageProgress {
   metrics?: Record<string, number>;
 }
 
+/**
+ * In-stage checkpoints of a long stage, so a worker that dies mid-stage costs at most `every` steps.
+ * A plugin that supports them loads the state at its start (undefined: start from step 0) and saves
+ * every `every` steps. The platform writes the metric points reported so far before storing the state.
+ */
+export interface StageCheckpoint {
+  every: number;
+  load(): Promise<Buffer | undefined>;
+  /** Stores `state`, taken after `step` completed steps, replacing any earlier checkpoint of the stage. */
+  save(state: Buffer, step: number): Promise<void>;
+}
+
 /** What the platform gives a plugin while it runs. */
 export interface StageContext {
   /** Seed for every random choice the stage makes. */
@@ -42,6 +54,8 @@ export interface StageContext {
   signal: AbortSignal;
   report(progress: StageProgress): void;
   log: Logger;
+  /** Present when the run is durable; plugins that can resume mid-stage use it (today: kd, through the trainer). */
+  checkpoint?: StageCheckpoint;
 }
 
 /** A PNG the stage wants shown to people (image grids). */

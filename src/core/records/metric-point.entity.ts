@@ -5,6 +5,7 @@ import { Field, Float, ID, Int, ObjectType } from 'type-graphql';
 @ObjectType()
 @Entity({ name: 'metric_points' })
 @Index('metric_points_run_name_step', ['runId', 'name', 'step'])
+@Index('metric_points_run_stage_name_step', ['runId', 'stageIndex', 'name', 'step'], { unique: true })
 export class MetricPoint {
   @Field(() => ID)
   @PrimaryGeneratedColumn('uuid')

@@ -56,4 +56,9 @@ export class RunStage {
   @Field(() => ID, { nullable: true })
   @Column({ name: 'output_artifact_id', type: 'uuid', nullable: true })
   outputArtifactId!: string | null;
+
+  /** Set when a worker resumed this stage from an in-stage checkpoint: the step it continued after. */
+  @Field(() => Int, { nullable: true })
+  @Column({ name: 'resumed_from_step', type: 'integer', nullable: true })
+  resumedFromStep!: number | null;
 }

@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { Field, ID, ObjectType } from 'type-graphql';
+import { Field, ID, Int, ObjectType } from 'type-graphql';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { RunStatus } from './enums';
 import { bigintAsNumber } from './transformers';
@@ -87,4 +87,27 @@ export class Run {
   @Field(() => Date, { nullable: true })
   @Column({ name: 'finished_at', type: 'timestamptz', nullable: true })
   finishedAt!: Date | null;
+
+  /** The worker process executing the run (host:pid:uuid), while it runs. */
+  @Field(() => String, { nullable: true })
+  @Column({ name: 'worker_id', type: 'text', nullable: true })
+  workerId!: string | null;
+
+  /** Refreshed every few seconds by the executing worker; a stale one means the worker died. */
+  @Field(() => Date, { nullable: true })
+  @Column({ name: 'heartbeat_at', type: 'timestamptz', nullable: true })
+  heartbeatAt!: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Column({ name: 'cancel_requested_at', type: 'timestamptz', nullable: true })
+  cancelRequestedAt!: Date | null;
+
+  /** How many times a worker has started (or resumed) this run. */
+  @Field(() => Int)
+  @Column({ type: 'integer', default: 0 })
+  attempts!: number;
+
+  /** Latest progress of the running stage (see RunProgress), updated with each batch of metric points. */
+  @Column({ type: 'jsonb', nullable: true })
+  progress!: Record<string, unknown> | null;
 }

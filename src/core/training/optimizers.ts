@@ -11,7 +11,16 @@ import * as tf from '@tensorflow/tfjs';
 export interface ParamOptimizer {
   /** Applies one update; `grads[i]` belongs to `params[i]`. Does not dispose the gradients. */
   step(grads: tf.Tensor[], learningRate: number): void;
+  /** Steps taken and the slot variables (momentum; Adam's m then v), for checkpoints. */
+  state(): { steps: number; slots: tf.Variable[] };
+  /** Restores what `state()` described: the step count and one array per slot, in the same order. */
+  restore(steps: number, slots: Float32Array[]): void;
   dispose(): void;
+}
+
+function restoreSlots(slots: tf.Variable[], values: Float32Array[]): void {
+  if (values.length !== slots.length) throw new Error(`optimizer state has ${values.length} slots; expected ${slots.length}`);
+  slots.forEach((slot, i) => tf.tidy(() => slot.assign(tf.tensor(values[i], slot.shape))));
 }
 
 export interface OptimizerParam {
@@ -51,6 +60,14 @@ class SgdMomentum implements ParamOptimizer {
     });
   }
 
+  state(): { steps: number; slots: tf.Variable[] } {
+    return { steps: 0, slots: this.velocity };
+  }
+
+  restore(_steps: number, slots: Float32Array[]): void {
+    restoreSlots(this.velocity, slots);
+  }
+
   dispose(): void {
     tf.dispose(this.velocity);
   }
@@ -88,6 +105,15 @@ class AdamW implements ParamOptimizer {
         p.variable.assign(tf.sub(p.variable, tf.mul(update, learningRate)));
       });
     });
+  }
+
+  state(): { steps: number; slots: tf.Variable[] } {
+    return { steps: this.t, slots: [...this.m, ...this.v] };
+  }
+
+  restore(steps: number, slots: Float32Array[]): void {
+    restoreSlots([...this.m, ...this.v], slots);
+    this.t = steps;
   }
 
   dispose(): void {

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { type ImageSet, imageSize } from '../data/image-set';
-import { PluginInputError, StageCancelledError } from '../plugins/contracts';
+import { PluginInputError, StageCancelledError, type StageCheckpoint } from '../plugins/contracts';
 import { SeededRandom } from '../random';
 import { augmentInto } from './augment';
 import { createOptimizer, trainableParams } from './optimizers';
 import { yieldToEventLoop } from '../event-loop';
+import { loadTrainerCheckpoint, saveTrainerCheckpoint, type TrainerPosition } from './train-checkpoint';
 
 export interface TrainOptions {
   epochs: number;
@@ -57,6 +58,11 @@ export interface TrainHooks {
    * the gradient tape: tensors it makes are freed by the trainer; it must not dispose its inputs.
    */
   lossFn?: (logits: tf.Tensor2D, batch: TrainBatch) => tf.Scalar;
+  /**
+   * Saves weights, optimizer slots, step and generator state every `checkpoint.every` steps and, when a
+   * checkpoint exists at the start, continues from it: the result is the same as an uninterrupted run.
+   */
+  checkpoint?: StageCheckpoint;
 }
 
 export interface TrainSummary {
@@ -199,12 +205,24 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
   let epochLoss = 0;
   let epochCorrect = 0;
   let step = 0;
+  // Everything a checkpoint holds: the model's weights (BN moving statistics too) and any other trained variable.
+  const tracked = [...new Set([...model.weights.map((w) => w.read() as tf.Variable), ...variables])];
+  let resume: TrainerPosition | undefined;
   try {
-    for (let epoch = 0; epoch < options.epochs; epoch++) {
+    resume = hooks.checkpoint ? await loadTrainerCheckpoint(hooks.checkpoint, tracked, optimizer) : undefined;
+    if (resume) {
+      step = resume.step;
+      losses.push(...resume.losses);
+    }
+    for (let epoch = resume?.epoch ?? 0; epoch < options.epochs; epoch++) {
+      const resuming = resume !== undefined && epoch === resume.epoch;
+      if (resuming) random.restoreState(resume!.epochRng);
+      const epochRng = random.saveState();
       const order = random.permutation(data.count);
-      epochLoss = 0;
-      epochCorrect = 0;
-      for (let b = 0; b < stepsPerEpoch; b++) {
+      if (resuming) random.restoreState(resume!.rng);
+      epochLoss = resuming ? resume!.epochLoss : 0;
+      epochCorrect = resuming ? resume!.epochCorrect : 0;
+      for (let b = resuming ? resume!.batch : 0; b < stepsPerEpoch; b++) {
         if (hooks.signal?.aborted) throw new StageCancelledError();
         const indices = order.slice(b * batchSize, (b + 1) * batchSize);
         for (let i = 0; i < batchSize; i++) {
@@ -239,6 +257,21 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
           if (accuracy !== undefined) epochCorrect += accuracy;
           step += 1;
           hooks.onStep?.(step, totalSteps, accuracy === undefined ? { loss, lr } : { loss, lr, accuracy });
+          if (hooks.checkpoint && step % hooks.checkpoint.every === 0 && step < totalSteps) {
+            const epochEnds = b + 1 === stepsPerEpoch;
+            const position: TrainerPosition = {
+              step,
+              epoch: epochEnds ? epoch + 1 : epoch,
+              batch: epochEnds ? 0 : b + 1,
+              epochRng: epochEnds ? random.saveState() : epochRng,
+              rng: random.saveState(),
+              losses,
+              epochLoss: epochEnds ? 0 : epochLoss,
+              epochCorrect: epochEnds ? 0 : epochCorrect,
+              optimizerSteps: optimizer.state().steps,
+            };
+            await saveTrainerCheckpoint(hooks.checkpoint, position, tracked, optimizer);
+          }
         } finally {
           tf.dispose([images, labels, ...(value ? [value] : []), ...(correct ? [correct] : []), ...Object.values(grads)]);
         }

@@ -126,6 +126,7 @@ async function distill(input: DistillationInput, config: KdConfig, ctx: StageCon
       {
         signal: ctx.signal,
         onStep: (step, total, metrics) => ctx.report({ step, total, metrics: { loss: metrics.loss, lr: metrics.lr } }),
+        checkpoint: ctx.checkpoint,
         // Runs inside the trainer's gradient tape, which differentiates the student's variables only.
         lossFn: (studentLogits, batch) => {
           const teacherLogits = stored
