@@ -3,7 +3,7 @@ import { type ImageSet, imageSize } from '../data/image-set';
 import { PluginInputError, StageCancelledError, type StageCheckpoint } from '../plugins/contracts';
 import { SeededRandom } from '../random';
 import { augmentInto } from './augment';
-import { createOptimizer, trainableParams } from './optimizers';
+import { createOptimizer, trainableParams, type OptimizerParam } from './optimizers';
 import { yieldToEventLoop } from '../event-loop';
 import { loadTrainerCheckpoint, saveTrainerCheckpoint, type TrainerPosition } from './train-checkpoint';
 
@@ -63,6 +63,14 @@ export interface TrainHooks {
    * checkpoint exists at the start, continues from it: the result is the same as an uninterrupted run.
    */
   checkpoint?: StageCheckpoint;
+  /**
+   * Replaces the forward pass and the loss (for methods that need intermediate features or extra
+   * heads): called inside the gradient tape with the batch; `model` is then only used to check the
+   * data and for masks. Same disposal rules as `lossFn`; takes precedence over it.
+   */
+  batchLoss?: (batch: TrainBatch) => tf.Scalar;
+  /** The parameters the optimizer trains; default the model's trainable weights. */
+  params?: OptimizerParam[];
 }
 
 export interface TrainSummary {
@@ -193,7 +201,7 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
   const augment = options.augment ?? {};
   const augmenting = augment.flip === true || (augment.cropPadding ?? 0) > 0;
 
-  const params = trainableParams(model);
+  const params = hooks.params ?? trainableParams(model);
   const variables = params.map((p) => p.variable);
   const optimizer = createOptimizer(params, { kind: options.optimizer, momentum: options.momentum, weightDecay: options.weightDecay });
   const masks = maskTensors(model, options.masks);
@@ -242,6 +250,7 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
         let grads: tf.NamedTensorMap = {};
         try {
           ({ value, grads } = tf.variableGrads(() => {
+            if (hooks.batchLoss) return hooks.batchLoss(batch);
             const logits = model.apply(images, { training: true }) as tf.Tensor2D;
             if (!hooks.lossFn) correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), labels), 'float32')));
             return hooks.lossFn ? hooks.lossFn(logits, batch) : crossEntropy(logits, labels);
@@ -287,7 +296,7 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
     epochs: options.epochs,
     losses,
     finalLoss: epochLoss / stepsPerEpoch,
-    ...(hooks.lossFn ? {} : { finalAccuracy: epochCorrect / stepsPerEpoch }),
+    ...(hooks.lossFn || hooks.batchLoss ? {} : { finalAccuracy: epochCorrect / stepsPerEpoch }),
     wallMs: performance.now() - started,
   };
 }
