@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../config/config';
 import type { Logger } from '../logging/logger';
+import { registerBroadcastGradients } from './broadcast-gradients';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 
 export interface TensorBackendInfo {
@@ -62,6 +63,8 @@ export async function initTensorBackend(preferred?: BackendName, log?: Logger): 
 }
 
 async function chooseBackend(preferred: BackendName | undefined, log: Logger | undefined): Promise<TensorBackendInfo> {
+  // Backend-independent: tfjs-core's FusedBatchNorm/Mean/Sum gradients tile or upload full-size helpers.
+  registerBroadcastGradients(log);
   if (preferred !== undefined) {
     const attempt = await tryBackend(preferred, log);
     if ('reason' in attempt) throw new BackendUnavailableError(preferred, attempt.reason);
@@ -183,6 +186,7 @@ export function prepareWasmBackend(log?: Logger): WasmModule {
     const distDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm'));
     wasm.setWasmPaths(distDir + path.sep);
     registerWasmTrainingKernels(wasm.version_wasm, log);
+    registerBroadcastGradients(log);
     wasmPrepared = wasm;
   }
   return wasmPrepared;

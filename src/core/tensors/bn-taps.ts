@@ -24,11 +24,11 @@ export type TappedModel = (x: tf.Tensor, options?: { training?: boolean }) => Ta
 
 export class BnTapError extends Error {}
 
-function isBatchNorm(layer: tf.layers.Layer): boolean {
+export function isBatchNorm(layer: tf.layers.Layer): boolean {
   return layer.getClassName() === 'BatchNormalization';
 }
 
-function movingStatistic(layer: tf.layers.Layer, suffix: 'moving_mean' | 'moving_variance'): tf.Tensor1D {
+export function movingStatistic(layer: tf.layers.Layer, suffix: 'moving_mean' | 'moving_variance'): tf.Tensor1D {
   const weight = layer.weights.find((w) => w.originalName.endsWith(suffix) || w.name.endsWith(suffix));
   if (weight === undefined) {
     throw new BnTapError(`BatchNormalization layer ${layer.name} has no ${suffix} weight`);

@@ -1,0 +1,109 @@
+import * as tf from '@tensorflow/tfjs';
+import { BnTapError, isBatchNorm, movingStatistic, type BnTap, type TappedModel } from './bn-taps';
+
+/**
+ * Input-only gradient path for synthesis (DeepInversion and kin), where the gradient is taken with
+ * respect to the images and never the weights.
+ *
+ * tfjs-layers' Conv2D calls `tf.fused.conv2d` and Dense calls `tf.fused.matMul`; their gradients are
+ * custom gradients that always compute the filter (and bias) gradient too, even when only dx is
+ * asked for. This forward walks the model's layer graph and runs Conv2D and Dense as plain
+ * `tf.conv2d` / `tf.matMul` + bias + activation, whose gradient functions tfjs prunes to the inputs
+ * that lead back to the differentiated tensor: under `tf.grad` w.r.t. the input no filter gradient
+ * is computed. Every other layer runs its own `apply` (they have no fused weight gradients).
+ * Weights are read from the model's variables, so the result tracks weight updates.
+ */
+
+/** The parts of a Conv2D layer's config this path reads. */
+interface ConvConfig {
+  strides: number | number[];
+  padding: 'same' | 'valid' | 'causal';
+  dataFormat: 'channelsLast' | 'channelsFirst';
+  dilationRate: number | number[];
+  useBias: boolean;
+}
+
+function weightOf(layer: tf.layers.Layer, suffix: 'kernel' | 'bias'): tf.Tensor {
+  const weight = layer.weights.find((w) => w.originalName.endsWith(suffix) || w.name.endsWith(suffix));
+  if (weight === undefined) throw new BnTapError(`layer ${layer.name} has no ${suffix} weight`);
+  return weight.read();
+}
+
+/** The layer's activation applied to `x` (tfjs-layers keeps it as an object with `apply`). */
+function activate(layer: tf.layers.Layer, x: tf.Tensor): tf.Tensor {
+  const activation = (layer as unknown as { activation?: { apply(t: tf.Tensor): tf.Tensor; getClassName(): string } }).activation;
+  if (activation === undefined || activation.getClassName() === 'linear') return x;
+  return activation.apply(x);
+}
+
+function plainConv2d(layer: tf.layers.Layer, x: tf.Tensor): tf.Tensor {
+  const config = layer.getConfig() as unknown as ConvConfig;
+  if (config.dataFormat !== 'channelsLast' || config.padding === 'causal') {
+    throw new BnTapError(`Conv2D layer ${layer.name}: the input-gradient path supports channelsLast with 'same'/'valid' padding only`);
+  }
+  const pair = (v: number | number[]): [number, number] => (Array.isArray(v) ? [v[0], v[1] ?? v[0]] : [v, v]);
+  let y = tf.conv2d(x as tf.Tensor4D, weightOf(layer, 'kernel') as tf.Tensor4D, pair(config.strides), config.padding, 'NHWC', pair(config.dilationRate));
+  if (config.useBias) y = tf.add(y, weightOf(layer, 'bias'));
+  return activate(layer, y);
+}
+
+function plainDense(layer: tf.layers.Layer, x: tf.Tensor): tf.Tensor {
+  const { useBias } = layer.getConfig() as unknown as { useBias: boolean };
+  if (x.rank !== 2) return layer.apply(x) as tf.Tensor;
+  let y = tf.matMul(x as tf.Tensor2D, weightOf(layer, 'kernel') as tf.Tensor2D);
+  if (useBias) y = tf.add(y, weightOf(layer, 'bias'));
+  return activate(layer, y);
+}
+
+/**
+ * A `TappedModel` (logits and every BatchNorm layer's input) over `model` whose gradient with
+ * respect to the input computes no weight gradients. Same values as `tapBatchNormInputs(model)`.
+ */
+export function inputGradientForward(model: tf.LayersModel): TappedModel {
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+    throw new BnTapError(`model ${model.name} has ${model.inputs.length} inputs and ${model.outputs.length} outputs; the input-gradient path needs one of each`);
+  }
+  for (const layer of model.layers) {
+    if (layer instanceof tf.LayersModel) throw new BnTapError(`model ${model.name} nests model ${layer.name}; flatten it first`);
+  }
+  const statistics = new Map(
+    model.layers.filter(isBatchNorm).map((layer) => [
+      layer.name,
+      { movingMean: movingStatistic(layer, 'moving_mean'), movingVariance: movingStatistic(layer, 'moving_variance') },
+    ]),
+  );
+  const inputId = model.inputs[0].id;
+  const outputId = model.outputs[0].id;
+
+  return (x, options = {}) => {
+    const training = options.training ?? false;
+    const values = new Map<number, tf.Tensor>([[inputId, x]]);
+    const taps: BnTap[] = [];
+    for (const layer of model.layers) {
+      if (layer.getClassName() === 'InputLayer') continue;
+      // The node of this model: the one whose inputs are all computed (a layer may be shared).
+      const node = layer.inboundNodes.find((n) => n.inputTensors.length > 0 && n.inputTensors.every((t) => values.has(t.id)));
+      if (node === undefined) throw new BnTapError(`layer ${layer.name} of model ${model.name} has no inbound node fed by this model's graph`);
+      const inputs = node.inputTensors.map((t) => values.get(t.id)!);
+      const input = inputs.length === 1 ? inputs[0] : inputs;
+      let output: tf.Tensor;
+      switch (layer.getClassName()) {
+        case 'Conv2D':
+          output = plainConv2d(layer, inputs[0]);
+          break;
+        case 'Dense':
+          output = plainDense(layer, inputs[0]);
+          break;
+        default:
+          output = layer.apply(input, { training }) as tf.Tensor;
+      }
+      const stats = statistics.get(layer.name);
+      if (stats !== undefined) taps.push({ layerName: layer.name, input: inputs[0], ...stats });
+      if (node.outputTensors.length !== 1) throw new BnTapError(`layer ${layer.name} has ${node.outputTensors.length} outputs; only single-output layers are supported`);
+      values.set(node.outputTensors[0].id, output);
+    }
+    const logits = values.get(outputId);
+    if (logits === undefined) throw new BnTapError(`model ${model.name}: its output was not reached by the layer walk`);
+    return { logits, taps };
+  };
+}

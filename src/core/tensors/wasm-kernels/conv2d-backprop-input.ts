@@ -1,0 +1,111 @@
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { kernelInput, release, runWasmKernel } from './kernel-calls';
+
+interface Conv2DBackpropInputAttrs {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  inputShape: [number, number, number, number];
+}
+
+/**
+ * dx[b,ih,iw,ci] = Σ_{oh·s+kh−padTop = ih, ow·s+kw−padLeft = iw} dy[b,oh,ow,co] · W[kh,kw,ci,co].
+ *
+ * With dy dilated by the stride (s−1 zeros after every row and column), that is a stride-1
+ * correlation of the dilated dy with W flipped in both spatial axes and its channel axes swapped,
+ * padded KH−1−padTop on top and KW−1−padLeft on the left; the bottom/right edge is padded (or
+ * cropped) so exactly inHeight×inWidth outputs come out. It runs on XNNPACK like a forward conv:
+ * tfjs-backend-wasm's own Conv2DBackpropInput is a plain loop about 10× slower.
+ */
+function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs: Conv2DBackpropInputAttrs }): tf.TensorInfo {
+  const { backend, attrs } = args;
+  const dy = kernelInput(args.inputs, 'dy', tf.Conv2DBackpropInput);
+  const filter = kernelInput(args.inputs, 'filter', tf.Conv2DBackpropInput);
+  if (attrs.dataFormat !== 'NHWC') {
+    throw new Error(`wasm Conv2DBackpropInput supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const [batch, outHeight, outWidth, outChannels] = dy.shape;
+  if (outHeight !== info.outHeight || outWidth !== info.outWidth || outChannels !== info.outChannels || batch !== info.batchSize) {
+    throw new Error(`wasm Conv2DBackpropInput: dy shape ${JSON.stringify(dy.shape)} does not match the conv output ${JSON.stringify(info.outShape)}`);
+  }
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, inHeight, inWidth } = info;
+
+  const intermediates: tf.TensorInfo[] = [];
+  const keep = (t: tf.TensorInfo) => {
+    intermediates.push(t);
+    return t;
+  };
+  try {
+    // Dilate: [b,oh,1,ow,1,c] padded to [b,oh,sh,ow,sw,c] puts sh−1 / sw−1 zeros after each row / column.
+    let dilated = dy;
+    let dilatedHeight = outHeight;
+    let dilatedWidth = outWidth;
+    if (sh > 1 || sw > 1) {
+      const split = keep(runWasmKernel(backend, tf.Reshape, { x: dy }, { shape: [batch, outHeight, 1, outWidth, 1, outChannels] }));
+      const padded = keep(
+        runWasmKernel(
+          backend,
+          tf.PadV2,
+          { x: split },
+          { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 },
+        ),
+      );
+      dilatedHeight = outHeight * sh;
+      dilatedWidth = outWidth * sw;
+      dilated = keep(runWasmKernel(backend, tf.Reshape, { x: padded }, { shape: [batch, dilatedHeight, dilatedWidth, outChannels] }));
+    }
+    // Padding of the dilated dy; a negative amount is a crop.
+    let top = kh - 1 - info.padInfo.top;
+    let left = kw - 1 - info.padInfo.left;
+    let bottom = inHeight + kh - 1 - top - dilatedHeight;
+    let right = inWidth + kw - 1 - left - dilatedWidth;
+    if (top < 0 || left < 0 || bottom < 0 || right < 0) {
+      const begin = [0, Math.max(0, -top), Math.max(0, -left), 0];
+      const size = [batch, dilatedHeight - begin[1] - Math.max(0, -bottom), dilatedWidth - begin[2] - Math.max(0, -right), outChannels];
+      dilated = keep(runWasmKernel(backend, tf.Slice, { x: dilated }, { begin, size }));
+      top = Math.max(0, top);
+      left = Math.max(0, left);
+      bottom = Math.max(0, bottom);
+      right = Math.max(0, right);
+    }
+    // W[kh,kw,ci,co] → W[KH−1−kh, KW−1−kw, co, ci].
+    const flipped = keep(runWasmKernel(backend, tf.Reverse, { x: filter }, { dims: [0, 1] }));
+    const swapped = keep(runWasmKernel(backend, tf.Transpose, { x: flipped }, { perm: [0, 1, 3, 2] }));
+    return runWasmKernel(
+      backend,
+      tf.Conv2D,
+      { x: dilated, filter: swapped },
+      {
+        strides: [1, 1],
+        dilations: [1, 1],
+        pad: [
+          [0, 0],
+          [top, bottom],
+          [left, right],
+          [0, 0],
+        ],
+        dataFormat: 'NHWC',
+      },
+    );
+  } finally {
+    for (const t of intermediates) release(backend, t);
+  }
+}
+
+export const conv2DBackpropInputConfig: tf.KernelConfig = {
+  kernelName: tf.Conv2DBackpropInput,
+  backendName: 'wasm',
+  kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc,
+};
