@@ -1,5 +1,7 @@
 import type { NonEmptyArray } from 'type-graphql';
+import { CompareResolver } from './compare.resolver';
 import { DatasetResolver } from './dataset.resolver';
+import { RunHistoryResolver, RunStageHistoryResolver } from './history.resolver';
 import { ModelResolver } from './model.resolver';
 import { PipelineResolver } from './pipeline.resolver';
 import { PluginResolver } from './plugin.resolver';
@@ -17,4 +19,7 @@ export const RESOLVERS: NonEmptyArray<Function> = [
   ModelResolver,
   PipelineResolver,
   RunResolver,
+  RunHistoryResolver,
+  RunStageHistoryResolver,
+  CompareResolver,
 ];

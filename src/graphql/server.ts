@@ -12,9 +12,11 @@ import type { Logger } from '../core/logging/logger';
 import { createContextFunction, type CondenseContext } from './context';
 import { createFormatError } from './error-mapper';
 import { RESOLVERS } from './resolvers';
+import { artifactRoutes } from './artifact-routes';
+import { bodyErrorHandler, LIMIT_RULES, limitsFormatError, markEndpoint, QUERY_LIMITS, refuseBatches, UPLOAD_PATH, uploadEndpointPlugin } from './limits';
 
-/** Largest request body: model uploads carry base64 weights. */
-export const BODY_LIMIT = '64mb';
+/** Largest request body at /graphql; model uploads (base64 weights) go to UPLOAD_PATH (see limits.ts). */
+export const BODY_LIMIT = QUERY_LIMITS.bodyLimit;
 export const GRAPHQL_PATH = '/graphql';
 
 export interface GraphQLHttpServer {
@@ -44,19 +46,23 @@ export async function startGraphQLServer(appContainer: DependencyContainer, port
     schema,
     introspection: true,
     includeStacktraceInErrorResponses: false,
-    formatError: createFormatError(log),
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer })],
+    formatError: limitsFormatError(createFormatError(log)),
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), uploadEndpointPlugin],
+    validationRules: LIMIT_RULES,
+    parseOptions: { maxTokens: QUERY_LIMITS.maxTokens },
+    allowBatchedHttpRequests: false,
   });
   await apollo.start();
   app.disable('x-powered-by');
   app.get('/health', (_req, res) => {
     res.json({ ok: true });
   });
-  app.use(
-    GRAPHQL_PATH,
-    express.json({ limit: BODY_LIMIT }),
-    expressMiddleware(apollo, { context: createContextFunction(appContainer.resolve(AuthService)) }),
-  );
+  app.use(artifactRoutes(appContainer, log));
+  const graphqlContext = createContextFunction(appContainer.resolve(AuthService));
+  // Before GRAPHQL_PATH, which would also match this path as a prefix.
+  app.use(UPLOAD_PATH, markEndpoint('upload'), express.json({ limit: QUERY_LIMITS.uploadBodyLimit }), refuseBatches, expressMiddleware(apollo, { context: graphqlContext }));
+  app.use(GRAPHQL_PATH, markEndpoint('graphql'), express.json({ limit: BODY_LIMIT }), refuseBatches, expressMiddleware(apollo, { context: graphqlContext }));
+  app.use(bodyErrorHandler);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(port, () => {

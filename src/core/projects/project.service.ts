@@ -4,6 +4,7 @@ import type { Caller } from '../auth/auth.service';
 import { parseId, parseName } from '../app/validation';
 import { isUniqueViolation } from '../db/pg-errors';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors';
+import { MemberRole } from '../records/enums';
 import { Project } from '../records/project.entity';
 
 /** Projects of a team. A caller sees and changes only its own team's projects. */
@@ -39,6 +40,9 @@ export class ProjectService {
   /** Shares (or stops sharing) a project's runs with other teams for comparison. */
   async setSharedForComparison(caller: Caller, projectId: string, shared: boolean): Promise<Project> {
     const project = await this.require(caller, projectId);
+    if (caller.member.role !== MemberRole.admin) {
+      throw new ForbiddenError(`only an admin of your team may change whether project ${projectId} is shared for comparison`);
+    }
     project.sharedForComparison = shared;
     await this.dataSource.getRepository(Project).update({ id: project.id }, { sharedForComparison: shared });
     return project;
