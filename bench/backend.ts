@@ -15,33 +15,14 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { BACKEND_NAMES, type BackendName } from '../src/core/config/config';
-import { buildModel } from '../src/core/models/zoo';
-import type { ModelSpec } from '../src/core/models/model-spec';
-import { SeededRandom } from '../src/core/random';
 import { initTensorBackend, prepareWasmBackend, type TensorBackendInfo } from '../src/core/tensors/backend';
-import { bnStatisticsLoss, tapBatchNormInputs } from '../src/core/tensors/bn-taps';
 import { repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
 import { printTable, type Cell } from './support/table';
+import { BENCH_MODELS, makeWorkload, WORK_LABEL, WORKS, type BenchModel, type Work } from './support/steps';
 import { timeSteps, type StepTiming } from './support/timing';
 
-interface BenchModel {
-  id: 'lenet5-bn' | 'resnet20';
-  label: string;
-  spec: ModelSpec;
-  batch: number;
-}
-
-const MODELS: BenchModel[] = [
-  { id: 'lenet5-bn', label: 'LeNet-5-BN 28×28, batch 256', spec: { architecture: 'lenet5-bn', inputShape: [28, 28, 1], numClasses: 10, width: 1 }, batch: 256 },
-  { id: 'resnet20', label: 'CIFAR ResNet-20, batch 128', spec: { architecture: 'resnet-cifar', inputShape: [32, 32, 3], numClasses: 10, width: 1, depth: 20 }, batch: 128 },
-];
-
-const WORKS = ['train', 'inversion'] as const;
-type Work = (typeof WORKS)[number];
-const WORK_LABEL: Record<Work, string> = { train: 'training step (SGD, cross-entropy)', inversion: 'input-gradient step (CE + BN statistics)' };
-
-const LEARNING_RATE = 0.01;
+const MODELS = BENCH_MODELS;
 
 interface TfjsResult {
   backend: BackendName;
@@ -60,50 +41,14 @@ function log(message: string): void {
   process.stderr.write(`[bench:backend] ${message}\n`);
 }
 
-/** Seeded images and labels of one model's batch, on the current backend. */
-function makeBatch(model: BenchModel, seed: number): { x: tf.Tensor4D; y: tf.Tensor2D } {
-  const random = new SeededRandom(seed);
-  const labels = Array.from({ length: model.batch }, () => random.int(model.spec.numClasses));
-  return tf.tidy(() => ({
-    x: tf.randomNormal([model.batch, ...model.spec.inputShape], 0, 1, 'float32', random.deriveSeed()) as tf.Tensor4D,
-    y: tf.oneHot(labels, model.spec.numClasses) as tf.Tensor2D,
-  }));
-}
-
-async function benchTfjs(backend: BackendName, bm: BenchModel, seed: number, steps: number, warmup: number): Promise<TfjsResult[]> {
-  const model = buildModel(bm.spec, seed);
-  const { x, y } = makeBatch(bm, seed);
+async function benchTfjs(backend: BackendName, bm: BenchModel, seed: number, steps: number, warmup: number, layersInversion: boolean): Promise<TfjsResult[]> {
   const results: TfjsResult[] = [];
-
-  const optimizer = tf.train.sgd(LEARNING_RATE);
-  const trainStep = async () => {
-    const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true)!;
-    await loss.data();
-    loss.dispose();
-  };
-  log(`${backend} ${bm.id} train: ${warmup} warm-up + ${steps} steps`);
-  results.push({ backend, model: bm.id, work: 'train', timing: await timeSteps(trainStep, steps, warmup) });
-  optimizer.dispose();
-
-  // DeepInversion: the teacher in inference mode, gradient w.r.t. the images only.
-  const forward = tapBatchNormInputs(model);
-  const images = tf.variable(x.clone(), false);
-  const lossOf = (im: tf.Tensor) =>
-    tf.tidy(() => {
-      const { logits, taps } = forward(im, { training: false });
-      return tf.add(tf.losses.softmaxCrossEntropy(y, logits), bnStatisticsLoss(taps)) as tf.Scalar;
-    });
-  const inversionStep = async () => {
-    const { value, grad } = tf.valueAndGrad(lossOf)(images);
-    images.assign(tf.tidy(() => tf.sub(images, tf.mul(grad, LEARNING_RATE))));
-    await value.data();
-    tf.dispose([value, grad]);
-  };
-  log(`${backend} ${bm.id} inversion: ${warmup} warm-up + ${steps} steps`);
-  results.push({ backend, model: bm.id, work: 'inversion', timing: await timeSteps(inversionStep, steps, warmup) });
-
-  tf.dispose([images, x, y]);
-  model.dispose();
+  for (const work of WORKS) {
+    const workload = makeWorkload(bm, work, seed, { layersInversion });
+    log(`${backend} ${bm.id} ${work}: ${warmup} warm-up + ${steps} steps`);
+    results.push({ backend, model: bm.id, work, timing: await timeSteps(workload.step, steps, warmup) });
+    workload.dispose();
+  }
   return results;
 }
 
@@ -142,13 +87,15 @@ async function main(): Promise<void> {
     .option('--torch-threads <list>', 'PyTorch thread counts', '1,2')
     .option('--no-torch', 'skip PyTorch')
     .option('--seed <n>', 'seed of weights and data', '0')
+    .option('--layers-inversion', "inversion step through the layers model's own (fused) ops instead of the input-only gradient path")
     .parse()
-    .opts<{ steps: string; warmup: string; cpuSteps: string; cpuResnetSteps: string; backends?: string; models: string; torchThreads: string; torch: boolean; seed: string }>();
+    .opts<{ steps: string; warmup: string; cpuSteps: string; cpuResnetSteps: string; backends?: string; models: string; torchThreads: string; torch: boolean; seed: string; layersInversion?: boolean }>();
   const steps = Number(options.steps);
   const warmup = Number(options.warmup);
   const cpuSteps = Number(options.cpuSteps);
   const cpuResnetSteps = Number(options.cpuResnetSteps);
   const seed = Number(options.seed);
+  const layersInversion = options.layersInversion === true;
   const models = MODELS.filter((m) => parseList(options.models).includes(m.id));
 
   const best = await initTensorBackend();
@@ -166,11 +113,11 @@ async function main(): Promise<void> {
     await tf.setBackend(backend.name);
     for (const bm of models) {
       if (backend.name === 'cpu' && bm.id === 'resnet20') {
-        if (cpuResnetSteps > 0) tfjs.push(...(await benchTfjs(backend.name, bm, seed, cpuResnetSteps, 0)));
+        if (cpuResnetSteps > 0) tfjs.push(...(await benchTfjs(backend.name, bm, seed, cpuResnetSteps, 0, layersInversion)));
       } else if (backend.name === 'cpu') {
-        tfjs.push(...(await benchTfjs(backend.name, bm, seed, cpuSteps, 1)));
+        tfjs.push(...(await benchTfjs(backend.name, bm, seed, cpuSteps, 1, layersInversion)));
       } else {
-        tfjs.push(...(await benchTfjs(backend.name, bm, seed, steps, warmup)));
+        tfjs.push(...(await benchTfjs(backend.name, bm, seed, steps, warmup, layersInversion)));
       }
     }
   }
@@ -208,6 +155,7 @@ async function main(): Promise<void> {
     backends: backends.map((b) => ({ ...b, tfjsVersion: tf.version_core })),
     bestBackend: best satisfies TensorBackendInfo,
     table: { headers, rows },
+    inversionPath: layersInversion ? 'layers model ops (tf.fused.conv2d: filter gradients computed too)' : 'input-only gradient path (src/core/tensors/input-gradient.ts)',
   });
   log(`results written to ${target}`);
 }
