@@ -1,0 +1,249 @@
+/**
+ * Worker-thread parallelism benchmark on LeNet-5-BN (28×28×1) with the wasm backend:
+ * - training step, batch 256: one thread (no workers) vs a ParallelTrainer over 1 and 2 workers;
+ * - DeepInversion input-gradient step (CE + BN statistics, Adam on pixels), batch 256: one thread vs
+ *   1 worker vs 2 workers, each worker advancing its own independent batch;
+ * - synthesis throughput: images finished per second, B batches of K iterations each, vs the same
+ *   loop in PyTorch (bench/torch/synthesis.py) with 1 and 2 threads.
+ *
+ *   npm run bench:parallel [-- --steps 10 --warmup 2 --iterations 20 --batches 4 --no-torch]
+ *
+ * Writes bench/results/parallel.json. The machine's load average is recorded with the results:
+ * other processes on the same cores make every figure here noisy.
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Command } from 'commander';
+import type { ModelSpec } from '../src/core/models/model-spec';
+import { buildModel } from '../src/core/models/zoo';
+import { type Job, runJobHere } from '../src/core/parallel/job-kinds';
+import type { InversionBatchConfig } from '../src/core/parallel/inversion-job';
+import { serializeModel, type SerializedModel } from '../src/core/parallel/model-transfer';
+import { type FlatBatch, ParallelTrainer } from '../src/core/parallel/parallel-trainer';
+import { WorkerPool } from '../src/core/parallel/worker-pool';
+import { SeededRandom } from '../src/core/random';
+import { initTensorBackend } from '../src/core/tensors/backend';
+import { createOptimizer, trainableParams } from '../src/core/training/optimizers';
+import { crossEntropy } from '../src/core/training/trainer';
+import { machineInfo, repoRoot } from './support/machine';
+import { writeBenchResults } from './support/results';
+import { type Cell, printTable } from './support/table';
+import { type StepTiming, timeSteps } from './support/timing';
+
+const LENET: ModelSpec = { architecture: 'lenet5-bn', inputShape: [28, 28, 1], numClasses: 10, width: 1 };
+const BATCH = 256;
+const LEARNING_RATE = 0.01;
+
+type Runner = 'main thread' | '1 worker' | '2 workers';
+
+interface StepResult {
+  work: 'train' | 'inversion';
+  runner: Runner;
+  /** Independent batches advanced by one step (inversion on 2 workers: 2). */
+  batchesPerStep: number;
+  timing: StepTiming;
+  /** Wall ms of one step divided by the batches it advanced. */
+  msPerBatchStep: number;
+}
+
+interface ThroughputResult {
+  runner: Runner | `PyTorch ${number}t`;
+  batches: number;
+  iterations: number;
+  wallS: number;
+  imagesPerSecond: number;
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench:parallel] ${message}\n`);
+}
+
+function randomBatch(seed: number): FlatBatch {
+  const random = new SeededRandom(seed);
+  const images = Float32Array.from({ length: BATCH * 784 }, () => random.gaussian());
+  const labels = Int32Array.from({ length: BATCH }, () => random.int(10));
+  return { images, labels, count: BATCH };
+}
+
+/** The replicas' step on one thread: gradients of the mean CE with BN in training mode, SGD update. */
+async function trainMainThread(batch: FlatBatch, seed: number, steps: number, warmup: number): Promise<StepTiming> {
+  const model = buildModel(LENET, seed);
+  const params = trainableParams(model);
+  const variables = params.map((p) => p.variable);
+  const optimizer = createOptimizer(params, { kind: 'sgd', momentum: 0.9 });
+  const step = async () => {
+    const x = tf.tensor4d(batch.images, [batch.count, 28, 28, 1]);
+    const y = tf.tensor1d(batch.labels, 'int32');
+    const { value, grads } = tf.variableGrads(() => crossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, y), variables);
+    optimizer.step(variables.map((v) => grads[v.name]), LEARNING_RATE);
+    await value.data();
+    tf.dispose([x, y, value, ...Object.values(grads)]);
+  };
+  try {
+    return await timeSteps(step, steps, warmup);
+  } finally {
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+async function trainInPool(pool: WorkerPool, batch: FlatBatch, seed: number, steps: number, warmup: number): Promise<StepTiming> {
+  const model = buildModel(LENET, seed);
+  const trainer = await ParallelTrainer.create(pool, model, { optimizer: { kind: 'sgd', momentum: 0.9 } });
+  try {
+    return await timeSteps(async () => void (await trainer.step(batch, LEARNING_RATE)), steps, warmup);
+  } finally {
+    await trainer.dispose();
+    model.dispose();
+  }
+}
+
+function inversionJob(teacher: SerializedModel, seed: number, config: InversionBatchConfig): Job<'deep-inversion.batch'> {
+  return { kind: 'deep-inversion.batch', payload: { teacher, targets: Int32Array.from({ length: BATCH }, (_, i) => i % 10), seed, config } };
+}
+
+/**
+ * Inversion steps timed as rounds of `perRound` iterations (a job per batch, model cached): a round's
+ * wall time over `perRound` is the ms of one step; with 2 workers a step advances 2 batches.
+ */
+async function inversionSteps(pool: WorkerPool | undefined, teacher: SerializedModel, config: InversionBatchConfig, steps: number, warmup: number): Promise<StepTiming> {
+  const workers = pool?.size ?? 1;
+  let seed = 1;
+  const round = async () => {
+    const jobs = Array.from({ length: workers }, () => inversionJob(teacher, seed++, config));
+    if (pool === undefined) await runJobHere(jobs[0]);
+    else await pool.runInWorkers(jobs);
+  };
+  const timing = await timeSteps(round, steps, warmup);
+  const perStep = (ms: number) => ms / config.iterations;
+  return { ...timing, medianMs: perStep(timing.medianMs), minMs: perStep(timing.minMs), allMs: timing.allMs.map(perStep) };
+}
+
+async function throughput(pool: WorkerPool | undefined, runner: Runner, teacher: SerializedModel, batches: number, config: InversionBatchConfig): Promise<ThroughputResult> {
+  const jobs = Array.from({ length: batches }, (_, b) => inversionJob(teacher, 1000 + b, config));
+  // Warm-up: one short job per thread (loads and caches the teacher, compiles kernels).
+  const warm = inversionJob(teacher, 1, { ...config, iterations: 1 });
+  if (pool === undefined) await runJobHere(warm);
+  else await pool.runInWorkers(Array.from({ length: pool.size }, () => warm));
+  const start = performance.now();
+  if (pool === undefined) for (const job of jobs) await runJobHere(job);
+  else await pool.runInWorkers(jobs);
+  const wallS = (performance.now() - start) / 1000;
+  return { runner, batches, iterations: config.iterations, wallS, imagesPerSecond: (batches * BATCH) / wallS };
+}
+
+function python(script: string, args: string[], threads: number): any {
+  const out = execFileSync('/usr/bin/python3', [path.join(repoRoot(), 'bench', 'torch', script), ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+  });
+  return JSON.parse(out);
+}
+
+function torchAvailable(): boolean {
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function main(): Promise<void> {
+  const options = new Command()
+    .option('--steps <n>', 'timed steps (inversion: timed rounds) per measurement', '10')
+    .option('--warmup <n>', 'untimed steps before timing', '2')
+    .option('--round <n>', 'inversion iterations per timed round', '5')
+    .option('--iterations <n>', 'iterations per synthesis batch (throughput)', '20')
+    .option('--batches <n>', 'synthesis batches (throughput)', '4')
+    .option('--bn-weight <x>', 'weight of the BN-statistics loss', '1')
+    .option('--lr <x>', 'Adam learning rate on the pixels', '0.05')
+    .option('--no-torch', 'skip PyTorch')
+    .option('--seed <n>', 'seed of weights and data', '0')
+    .parse()
+    .opts<{ steps: string; warmup: string; round: string; iterations: string; batches: string; bnWeight: string; lr: string; torch: boolean; seed: string }>();
+  const steps = Number(options.steps);
+  const warmup = Number(options.warmup);
+  const seed = Number(options.seed);
+  const batches = Number(options.batches);
+  const stepConfig: InversionBatchConfig = { iterations: Number(options.round), learningRate: Number(options.lr), bnWeight: Number(options.bnWeight) };
+  const synthConfig: InversionBatchConfig = { ...stepConfig, iterations: Number(options.iterations) };
+  const loadBefore = machineInfo().loadAverage;
+
+  const backend = await initTensorBackend('wasm');
+  log(`main thread: ${backend.detail}; load average ${loadBefore.join(' ')}`);
+  const batch = randomBatch(seed);
+  const teacherModel = buildModel(LENET, seed);
+  const teacher = await serializeModel(teacherModel);
+  teacherModel.dispose();
+
+  const stepResults: StepResult[] = [];
+  const synthesis: ThroughputResult[] = [];
+  const record = (work: StepResult['work'], runner: Runner, batchesPerStep: number, timing: StepTiming) =>
+    stepResults.push({ work, runner, batchesPerStep, timing, msPerBatchStep: timing.medianMs / batchesPerStep });
+
+  log('main thread: train, inversion, synthesis');
+  record('train', 'main thread', 1, await trainMainThread(batch, seed, steps, warmup));
+  record('inversion', 'main thread', 1, await inversionSteps(undefined, teacher, stepConfig, steps, 1));
+  synthesis.push(await throughput(undefined, 'main thread', teacher, batches, synthConfig));
+
+  for (const size of [1, 2]) {
+    const runner: Runner = size === 1 ? '1 worker' : '2 workers';
+    const pool = await WorkerPool.start({ size, backend: 'wasm' });
+    try {
+      log(`${runner}: train, inversion, synthesis`);
+      record('train', runner, 1, await trainInPool(pool, batch, seed, steps, warmup));
+      record('inversion', runner, size, await inversionSteps(pool, teacher, stepConfig, steps, 1));
+      synthesis.push(await throughput(pool, runner, teacher, batches, synthConfig));
+    } finally {
+      await pool.close();
+    }
+  }
+
+  const torch: { backend?: any; synthesis: any[] } = { synthesis: [] };
+  if (options.torch && torchAvailable()) {
+    log('PyTorch: training and inversion steps (bench/torch/backend.py), 1 and 2 threads');
+    torch.backend = [1, 2].map((t) => python('backend.py', ['--threads', String(t), '--steps', String(steps), '--warmup', String(warmup), '--seed', String(seed), '--models', 'lenet5-bn'], t));
+    for (const t of [1, 2]) {
+      log(`PyTorch synthesis loop, ${t} thread(s)`);
+      const r = python('synthesis.py', ['--threads', String(t), '--batch', String(BATCH), '--batches', String(batches), '--iterations', String(synthConfig.iterations), '--lr', String(synthConfig.learningRate), '--bn-weight', String(synthConfig.bnWeight), '--seed', String(seed)], t);
+      torch.synthesis.push(r);
+      synthesis.push({ runner: `PyTorch ${t}t`, batches, iterations: synthConfig.iterations, wallS: r.wallS, imagesPerSecond: r.imagesPerSecond });
+    }
+  } else if (options.torch) {
+    log('PyTorch not importable by /usr/bin/python3; tfjs only');
+  }
+
+  const torchStepMs = (threads: number, work: 'train' | 'inversion'): number | undefined =>
+    torch.backend?.find((r: any) => r.threads === threads)?.results['lenet5-bn']?.[work]?.medianMs;
+  const stepHeaders = ['work (LeNet-5-BN, batch 256)', 'runner', 'batches per step', 'ms/step (median)', 'ms per batch-step', 'PyTorch 2t ms', 'ratio to PyTorch 2t'];
+  const stepRows: Cell[][] = stepResults.map((r) => {
+    const t = torchStepMs(2, r.work);
+    return [r.work === 'train' ? 'training step (SGD)' : 'inversion step (CE + BN stats)', r.runner, r.batchesPerStep, r.timing.medianMs, r.msPerBatchStep, t, t === undefined ? undefined : r.msPerBatchStep / t];
+  });
+  printTable(`ms per step, median of ${steps} (inversion: rounds of ${stepConfig.iterations} iterations) after warm-up; wasm`, stepHeaders, stepRows, [0, 0, 0, 0, 0, 0, 2]);
+  if (torch.backend) {
+    printTable('PyTorch CPU (bench/torch/backend.py; its inversion step is plain gradient descent on pixels)', ['threads', 'train ms', 'inversion ms'], [1, 2].map((t) => [t, torchStepMs(t, 'train'), torchStepMs(t, 'inversion')]), [0, 1, 1]);
+  }
+  const torch2 = synthesis.find((s) => s.runner === 'PyTorch 2t')?.imagesPerSecond;
+  const synthHeaders = ['runner', 'batches × iterations', 'wall s', 'images/s', 'ratio to PyTorch 2t'];
+  const synthRows: Cell[][] = synthesis.map((s) => [s.runner, `${s.batches} × ${s.iterations}`, s.wallS, s.imagesPerSecond, torch2 === undefined ? undefined : s.imagesPerSecond / torch2]);
+  printTable(`synthesis throughput: batches of ${BATCH}, ${synthConfig.iterations} iterations each (images finished per second; ratio above 1 = faster than PyTorch)`, synthHeaders, synthRows, [0, 0, 1, 1, 2]);
+  const loadAfter = machineInfo().loadAverage;
+  log(`load average before ${loadBefore.join(' ')}, after ${loadAfter.join(' ')} (2 cores: above ~0.5 other work competes with these timings)`);
+
+  const target = writeBenchResults('parallel', seed, { steps: stepResults, synthesis, torch }, {
+    backend,
+    settings: { steps, warmup, batch: BATCH, inversionRound: stepConfig, synthesis: synthConfig, batches },
+    loadAverageBefore: loadBefore,
+    tables: { steps: { headers: stepHeaders, rows: stepRows }, synthesis: { headers: synthHeaders, rows: synthRows } },
+  });
+  log(`results written to ${target}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
