@@ -268,6 +268,7 @@ export class HistoryService {
   /** Succeeded runs the caller may read, grouped by signature, with mean ± sample std of GROUP_METRICS. */
   async seedGroups(caller: Caller, signatures: string[]): Promise<SeedGroup[]> {
     if (signatures.length === 0) return [];
+    await this.ensureSignatures();
     const params = new SqlParams();
     const sigs = params.add(signatures);
     const visible = visibleProjectCondition('p', caller.team.id, params);
