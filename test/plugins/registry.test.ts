@@ -91,7 +91,7 @@ describe('PluginRegistry configs', () => {
       error = err;
     }
     expect(error).toBeInstanceOf(UnknownPluginError);
-    expect((error as Error).message).toBe('unknown plugin "deep-inversion"; known plugins: kd, magnitude, noise');
+    expect((error as Error).message).toBe('unknown plugin "deep-inversion"; known plugins: decaug, ie-kd, kd, magnitude, noise');
     expect(() => registry.validateConfig('nope', {})).toThrow(UnknownPluginError);
   });
 
