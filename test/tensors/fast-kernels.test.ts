@@ -167,3 +167,38 @@ describe('wasm MaxPoolGrad', () => {
     expect(Array.from(onWasm)).toEqual(Array.from(onCpu));
   });
 });
+
+describe('wasm Sum and Mean over leading axes', () => {
+  const REDUCTIONS: { shape: number[]; axis: number | number[] | undefined; keepDims: boolean }[] = [
+    { shape: [5, 6, 7, 3], axis: [0, 1, 2], keepDims: false },
+    { shape: [5, 6, 7, 3], axis: [2, 0, 1], keepDims: true },
+    { shape: [5, 6, 7, 3], axis: 0, keepDims: false },
+    { shape: [9, 4], axis: [0], keepDims: true },
+    { shape: [5, 6, 7, 3], axis: [1, 2], keepDims: false },
+    { shape: [5, 6, 7, 3], axis: undefined, keepDims: false },
+    { shape: [5, 6, 7, 3], axis: [-1], keepDims: true },
+  ];
+
+  const reduceBoth = (r: (typeof REDUCTIONS)[number], values: Float32Array) =>
+    tf.tidy(() => {
+      const x = tf.tensor(values, r.shape);
+      const sum = tf.sum(x, r.axis, r.keepDims);
+      const mean = tf.mean(x, r.axis, r.keepDims);
+      return { shapes: [sum.shape, mean.shape], values: [take(sum), take(mean)] };
+    });
+
+  test.each(REDUCTIONS)('match the cpu backend: shape $shape axis $axis keepDims $keepDims', async (r) => {
+    const values = gaussianValues(sizeOf(r.shape), 91);
+    const onWasm = await onBackend('wasm', () => reduceBoth(r, values));
+    const onCpu = await onBackend('cpu', () => reduceBoth(r, values));
+    await tf.setBackend('wasm');
+    expect(onWasm.shapes).toEqual(onCpu.shapes);
+    onWasm.values.forEach((v, i) => expect(relativeMaxError(v, onCpu.values[i])).toBeLessThan(1e-6));
+  });
+
+  test('int32 input still sums through the shipped kernel', async () => {
+    await tf.setBackend('wasm');
+    const s = tf.tidy(() => Array.from(tf.sum(tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2], 'int32'), 0).dataSync()));
+    expect(s).toEqual([9, 12]);
+  });
+});

@@ -5,6 +5,8 @@ import { conv2DBackpropInputConfig } from './conv2d-backprop-input';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter';
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop-input';
 import { maxPoolGradConfig } from './max-pool-grad';
+import { meanLeadingAxesConfig, sumLeadingAxesConfig } from './reduce-leading-axes';
+import { rememberShippedKernel, shippedKernel } from './shipped';
 
 /** The tfjs-core / tfjs-backend-wasm version these kernels were written and tested against. */
 export const WASM_KERNELS_TFJS_VERSION = '4.22.0';
@@ -21,7 +23,12 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
  * plain loop ~10× slower than XNNPACK's forward conv; its MaxPoolGrad is slow too). Replaced only
  * on the version they were written for: on another, the shipped kernel stays.
  */
-export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropInputConfig, maxPoolGradConfig];
+export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
+  conv2DBackpropInputConfig,
+  maxPoolGradConfig,
+  sumLeadingAxesConfig,
+  meanLeadingAxesConfig,
+];
 
 export interface WasmKernelRegistration {
   /** Kernels of ours now registered (by this call or an earlier one). */
@@ -32,11 +39,9 @@ export interface WasmKernelRegistration {
   replaced: string[];
 }
 
-const shippedKernels = new Map<string, tf.KernelConfig>();
-
 /** tfjs-backend-wasm's own kernel that ours replaced, for tests and comparisons. */
 export function shippedWasmKernel(kernelName: string): tf.KernelConfig | undefined {
-  return shippedKernels.get(kernelName);
+  return shippedKernel(kernelName);
 }
 
 /**
@@ -69,7 +74,7 @@ export function registerWasmTrainingKernels(wasmVersion: string, log?: Logger): 
       const existing = tf.getKernel(config.kernelName, 'wasm');
       if (existing !== config) {
         if (existing !== undefined) {
-          shippedKernels.set(config.kernelName, existing);
+          rememberShippedKernel(existing);
           tf.unregisterKernel(config.kernelName, 'wasm');
         }
         tf.registerKernel(config);
