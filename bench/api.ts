@@ -1,0 +1,134 @@
+/**
+ * bench:api — history, compare and leaderboard queries under 100 concurrent clients against a
+ * Postgres holding BENCH_RUNS runs (default 100,000) and BENCH_POINTS metric points (default
+ * 10,000,000), filled with generate_series in SQL. Embedded Postgres under a temp dir; loopback only.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { startCondense } from '../src/core/app/bootstrap';
+import { ADMIN_TOKEN_FILE } from '../src/core/auth/auth.service';
+import { silentLogger } from '../src/core/logging/logger';
+import { writeBenchResults } from './support/results';
+import { printTable } from './support/table';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 100_000);
+const POINTS = Number(process.env.BENCH_POINTS ?? 10_000_000);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 100);
+const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 30) * 1000;
+const TEAMS = 10;
+const PROJECTS_PER_TEAM = 5;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+
+async function main() {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-bench-api-'));
+  const app = await startCondense({ port: 0, dataDir, backend: 'cpu', embeddedPostgresPort: await freePort(), logLevel: 'silent' }, silentLogger);
+  const token = fs.readFileSync(path.join(dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
+  const ds = app.dataSource;
+  try {
+    const fillStarted = Date.now();
+    const [team] = await ds.query(`SELECT team_id AS id FROM members LIMIT 1`);
+    await ds.query(`INSERT INTO teams (name) SELECT 'team-' || t FROM generate_series(1, ${TEAMS - 1}) t`);
+    await ds.query(
+      `INSERT INTO projects (team_id, name, shared_for_comparison)
+       SELECT t.id, 'project-' || p, p % 2 = 0 FROM teams t, generate_series(1, ${PROJECTS_PER_TEAM}) p`,
+    );
+    await ds.query(
+      `INSERT INTO artifacts (kind, content_hash, bytes, storage_path, media_type)
+       SELECT 'model', md5(p.id::text), 1, 'x/' || md5(p.id::text), 'inode/directory' FROM projects p`,
+    );
+    await ds.query(
+      `INSERT INTO models (project_id, name, architecture, input_shape, num_classes, class_names, artifact_id, content_hash, params, macs, bytes, origin)
+       SELECT p.id, 'teacher', 'lenet5-bn', '{28,28,1}', 10, '{0,1,2,3,4,5,6,7,8,9}', a.id, a.content_hash, 60000, 400000, 240000, 'zoo'
+         FROM projects p JOIN artifacts a ON a.content_hash = md5(p.id::text)`,
+    );
+    await ds.query(
+      `INSERT INTO pipelines (project_id, name, stages, teacher_model_id)
+       SELECT m.project_id, 'kd-t' || t, jsonb_build_array(jsonb_build_object('plugin','noise','config',jsonb_build_object('count',512)),
+              jsonb_build_object('plugin','kd','config',jsonb_build_object('epochs',1,'temperature',t))), m.id
+         FROM models m, generate_series(1, 4) t`,
+    );
+    await ds.query(
+      `INSERT INTO runs (pipeline_id, project_id, status, seed, plugin_versions, config, final_metrics, created_at, backend)
+       SELECT pl.id, pl.project_id, CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'succeeded' END, i % 5,
+              '{"noise":"1.0.0","kd":"1.0.0"}', jsonb_build_object('name', pl.name, 'stages', pl.stages),
+              CASE WHEN i % 10 = 0 THEN NULL ELSE jsonb_build_object('top1', 0.5 + (i % 500) / 1000.0, 'params', 5000 + (i * 7919) % 60000,
+                   'macs', 20000 + (i * 104729) % 400000, 'bytesOnDisk', 20000 + (i * 7919) % 240000, 'latencyMs', 0.2 + (i % 97) / 50.0,
+                   'latencyBackend', 'wasm', 'latencyBatchSize', 1,
+                   'stageWallMs', jsonb_build_array(jsonb_build_object('stage',0,'plugin','noise','wallMs',100), jsonb_build_object('stage',1,'plugin','kd','wallMs',2000))) END,
+              now() - (i || ' seconds')::interval, 'wasm'
+         FROM generate_series(1, ${RUNS}) i
+         JOIN LATERAL (SELECT id, project_id, name, stages FROM pipelines ORDER BY id OFFSET (i % (SELECT count(*) FROM pipelines)) LIMIT 1) pl ON true`,
+    );
+    const perRun = Math.max(1, Math.floor(POINTS / RUNS));
+    await ds.query(
+      `INSERT INTO metric_points (run_id, stage_index, step, name, value)
+       SELECT r.id, 1, s, 'loss', 2.0 / (1 + s) FROM runs r, generate_series(0, ${perRun - 1}) s`,
+    );
+    await ds.query('ANALYZE');
+    const fillSeconds = (Date.now() - fillStarted) / 1000;
+    const [{ n: runCount }] = await ds.query(`SELECT count(*)::int AS n FROM runs`);
+    const [{ n: pointCount }] = await ds.query(`SELECT count(*)::bigint::text AS n FROM metric_points`);
+    const [{ size }] = await ds.query(`SELECT pg_database_size(current_database())::bigint::text AS size`);
+    const sample: Array<{ id: string }> = await ds.query(`SELECT r.id FROM runs r JOIN projects p ON p.id = r.project_id WHERE p.team_id = $1 AND r.status = 'succeeded' LIMIT 200`, [team.id]);
+
+    const queries = {
+      history: () => ({ query: `{ runHistory(first: 20, filter: { metrics: [{ name: "top1", min: 0.8 }] }) { edges { cursor node { id seed status } } pageInfo { hasNextPage endCursor } } }` }),
+      compare: (i: number) => {
+        // Deterministic choice of 5 of the caller's runs (no global RNG).
+        const ids = Array.from({ length: 5 }, (_, k) => sample[(i * 37 + k * 11) % sample.length].id);
+        return { query: `query($ids: [ID!]!) { compareRuns(ids: $ids) { rows { signature top1 params macs differences } groups { runCount stats { metric mean std } } } }`, variables: { ids } };
+      },
+      leaderboard: () => ({ query: `{ leaderboard(input: { metric: "top1", constraints: [{ name: "params", max: 30000 }], paretoAgainst: macs, first: 20 }) { entries { rank value run { id } } paretoFront { value cost } } }` }),
+    };
+    const latencies: Record<string, number[]> = { history: [], compare: [], leaderboard: [] };
+    let errors = 0;
+    const kinds = Object.keys(queries) as Array<keyof typeof queries>;
+    const deadline = Date.now() + DURATION_MS;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, c) => {
+        for (let i = c; Date.now() < deadline; i++) {
+          const kind = kinds[i % kinds.length];
+          const t0 = performance.now();
+          const response = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(queries[kind](i)) });
+          const body = (await response.json()) as { errors?: unknown };
+          if (body.errors) errors++;
+          latencies[kind].push(performance.now() - t0);
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const all = Object.values(latencies).flat().sort((a, b) => a - b);
+    const row = (name: string, values: number[]) => {
+      const s = [...values].sort((a, b) => a - b);
+      return { query: name, requests: s.length, p50: pct(s, 50), p95: pct(s, 95), p99: pct(s, 99), throughput: s.length / seconds };
+    };
+    const rows = [...kinds.map((k) => row(k, latencies[k])), row('all', all)];
+    printTable(`bench:api — ${runCount} runs, ${pointCount} metric points, ${CLIENTS} clients, ${seconds.toFixed(1)} s`, ['query', 'requests', 'p50 ms', 'p95 ms', 'p99 ms', 'req/s'], rows.map((r) => [r.query, r.requests, r.p50, r.p95, r.p99, r.throughput]), [0, 0, 1, 1, 1, 1]);
+    console.log(`database size ${(Number(size) / 2 ** 20).toFixed(0)} MiB; fill took ${fillSeconds.toFixed(0)} s; errors ${errors}`);
+    const file = writeBenchResults('api', 0, { runs: runCount, metricPoints: Number(pointCount), clients: CLIENTS, seconds, databaseBytes: Number(size), fillSeconds, errors, rows }, {
+      note: 'shared 2-core machine with other work running: latencies are noisy; see machine.loadAverage',
+    });
+    console.log(`wrote ${file}`);
+  } finally {
+    await app.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
