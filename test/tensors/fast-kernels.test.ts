@@ -202,3 +202,33 @@ describe('wasm Sum and Mean over leading axes', () => {
     expect(s).toEqual([9, 12]);
   });
 });
+
+describe('wasm Identity and same-dtype Cast share data', () => {
+  test('clone and cast give the same values, and the data lives until the last reference is disposed', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const before = backend.numDataIds();
+    const x = tf.tensor2d([1.5, -2, 3, 4.25], [2, 2]);
+    const clone = x.clone();
+    const same = tf.cast(x, 'float32');
+    expect(backend.numDataIds()).toBe(before + 1);
+    x.dispose();
+    expect(Array.from(clone.dataSync())).toEqual([1.5, -2, 3, 4.25]);
+    clone.dispose();
+    expect(Array.from(same.dataSync())).toEqual([1.5, -2, 3, 4.25]);
+    same.dispose();
+    expect(backend.numDataIds()).toBe(before);
+  });
+
+  test('real casts and variables still behave', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor1d([1.7, -2.2, 0]);
+    const asInt = tf.cast(x, 'int32');
+    expect(Array.from(asInt.dataSync())).toEqual([1, -2, 0]);
+    const v = tf.variable(x.clone());
+    v.assign(tf.tidy(() => tf.add(v, 1)));
+    expect(Array.from(x.dataSync())).toEqual(Array.from(new Float32Array([1.7, -2.2, 0])));
+    expect(Array.from(v.dataSync())).toEqual(Array.from(new Float32Array([2.7, -1.2, 1])));
+    tf.dispose([x, asInt, v]);
+  });
+});

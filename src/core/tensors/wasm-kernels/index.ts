@@ -7,6 +7,7 @@ import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-bac
 import { maxPoolGradConfig } from './max-pool-grad';
 import { meanLeadingAxesConfig, sumLeadingAxesConfig } from './reduce-leading-axes';
 import { rememberShippedKernel, shippedKernel } from './shipped';
+import { castZeroCopyConfig, identityZeroCopyConfig } from './zero-copy';
 
 /** The tfjs-core / tfjs-backend-wasm version these kernels were written and tested against. */
 export const WASM_KERNELS_TFJS_VERSION = '4.22.0';
@@ -20,7 +21,8 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
 
 /**
  * Faster exact replacements of kernels tfjs-backend-wasm 4.22 ships (its Conv2DBackpropInput is a
- * plain loop ~10× slower than XNNPACK's forward conv; its MaxPoolGrad is slow too). Replaced only
+ * plain loop ~10× slower than XNNPACK's forward conv; its MaxPoolGrad, Sum/Mean over leading axes and
+ * copying Identity/Cast are slow too). Replaced only
  * on the version they were written for: on another, the shipped kernel stays.
  */
 export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
@@ -28,6 +30,8 @@ export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
   maxPoolGradConfig,
   sumLeadingAxesConfig,
   meanLeadingAxesConfig,
+  identityZeroCopyConfig,
+  castZeroCopyConfig,
 ];
 
 export interface WasmKernelRegistration {
