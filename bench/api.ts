@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 /**
  * bench:api — history, compare and leaderboard queries under 100 concurrent clients against a
  * Postgres holding BENCH_RUNS runs (default 100,000) and BENCH_POINTS metric points (default
