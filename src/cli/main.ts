@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Command } from 'commander';
 import { startCondense, migrateOnly } from '../core/app/bootstrap';
 import { loadConfig, type CondenseConfig } from '../core/config/config';
+import { EMBEDDED_DATABASE_NAME } from '../core/db/embedded-postgres';
 import { createLogger, type Logger } from '../core/logging/logger';
 import { readPipelineFile } from './pipeline-file';
 import { runPipelineFile } from './run-command';
@@ -17,6 +20,37 @@ async function serve(): Promise<void> {
   const app = await startCondense(config, log);
   process.stdout.write(`Condense GraphQL API: ${app.url} (tensor backend: ${app.backend.name})\n`);
   if (app.adminTokenFile) process.stdout.write(`First start: the admin API token was written to ${app.adminTokenFile}\n`);
+  stopOnSignals(app, log);
+}
+
+/**
+ * Executes queued runs until stopped (SIGINT/SIGTERM put its runs back in the queue; a SIGKILL leaves
+ * them to another worker's reaper). Points at the server's database and data directory: DATABASE_URL,
+ * or the embedded database a `serve` on the same CONDENSE_DATA_DIR started.
+ */
+async function worker(options: { concurrency?: string }): Promise<void> {
+  const { config, log } = setup();
+  const concurrency = options.concurrency === undefined ? (config.workerConcurrency ?? 1) : Number(options.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+    throw new Error(`a worker executes 1 to 64 runs at once; got ${options.concurrency ?? config.workerConcurrency} (set --concurrency or CONDENSE_WORKER_CONCURRENCY)`);
+  }
+  const databaseUrl = config.databaseUrl ?? embeddedServerUrl(config);
+  const app = await startCondense({ ...config, databaseUrl }, log, { http: false, workerConcurrency: concurrency });
+  process.stdout.write(`Condense worker: executing up to ${concurrency} run(s) at once (tensor backend: ${app.backend.name})\n`);
+  stopOnSignals(app, log);
+}
+
+/** The URL of the embedded database that `condense serve` runs for this data directory. */
+function embeddedServerUrl(config: CondenseConfig): string {
+  const passwordFile = path.join(config.dataDir, 'postgres-password');
+  if (!fs.existsSync(passwordFile)) {
+    throw new Error(`no DATABASE_URL and no embedded database in ${config.dataDir}: start \`condense serve\` there first, or set DATABASE_URL to the server's database`);
+  }
+  const password = fs.readFileSync(passwordFile, 'utf8').trim();
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${config.embeddedPostgresPort}/${EMBEDDED_DATABASE_NAME}`;
+}
+
+function stopOnSignals(app: { stop(): Promise<void> }, log: Logger): void {
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -52,6 +86,11 @@ async function run(file: string): Promise<void> {
 const program = new Command();
 program.name('condense').description('Condense: model compression pipelines behind a GraphQL API');
 program.command('serve').description('start the GraphQL API (embedded PostgreSQL unless DATABASE_URL is set)').action(serve);
+program
+  .command('worker')
+  .option('-c, --concurrency <n>', 'runs executed at once (default CONDENSE_WORKER_CONCURRENCY or 1)')
+  .description('execute queued runs; point it at the server\'s database (DATABASE_URL) and artifact directory (CONDENSE_DATA_DIR)')
+  .action(worker);
 program.command('migrate').description('apply database migrations and exit').action(migrate);
 program.command('run').argument('<pipeline.json>', 'pipeline file (see examples/pipeline.json)').description('run a pipeline from a file and print its results').action(run);
 

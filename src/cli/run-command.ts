@@ -49,8 +49,10 @@ export async function runPipelineFile(container: DependencyContainer, spec: Pipe
   });
   const bar = new SingleBar({ format: ' {stage} [{bar}] {value}/{total} {metrics}', hideCursor: true, stream: out }, Presets.shades_classic);
   let barStage = -1;
+  let runId: string | undefined;
+  // Progress events come through Postgres NOTIFY, from whichever worker executes the run.
   const unsubscribe = runs.onProgress((event) => {
-    if (event.runId !== run.id) return;
+    if (event.runId !== runId || event.stageIndex === null || event.total === 0) return;
     const metrics = Object.entries(event.metrics)
       .slice(0, 3)
       .map(([k, v]) => `${k}=${formatNumber(v)}`)
@@ -66,6 +68,7 @@ export async function runPipelineFile(container: DependencyContainer, spec: Pipe
     }
   });
   const run = await runs.startRun(caller, pipeline.id, spec.seed);
+  runId = run.id;
   let finished: Run;
   try {
     finished = await runs.waitForRun(run.id);

@@ -28,14 +28,16 @@ export class PipelineResolver {
     return this.runs.createPipeline(ctx.auth, { ...input, stages: input.stages.map((s) => ({ plugin: s.plugin, config: s.config ?? {} })) });
   }
 
-  @Mutation(() => Run, { description: 'Starts a run of a pipeline; returns at once with the queued run unless wait is true' })
+  @Mutation(() => Run, { description: 'Queues a run of a pipeline for a worker; returns at once with the queued run unless wait is true' })
   async startRun(
     @Arg('pipelineId', () => ID) pipelineId: string,
     @Arg('seed', () => Int, { defaultValue: 0 }) seed: number,
     @Arg('wait', { defaultValue: false, description: 'Answer only when the run has ended (for short runs and scripts)' }) wait: boolean,
     @Ctx() ctx: CondenseContext,
+    @Arg('checkpointEvery', () => Int, { nullable: true, description: 'Steps between in-stage checkpoints of long stages (default 200; kd checkpoints)' })
+    checkpointEvery?: number,
   ): Promise<Run> {
-    const run = await this.runs.startRun(ctx.auth, pipelineId, seed);
+    const run = await this.runs.startRun(ctx.auth, pipelineId, seed, { checkpointEvery: checkpointEvery ?? undefined });
     return wait ? this.runs.waitForRun(run.id) : run;
   }
 

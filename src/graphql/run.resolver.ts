@@ -1,11 +1,13 @@
-import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription, type SubscribeResolverData } from 'type-graphql';
 import { injectable } from 'tsyringe';
 import { MetricPoint } from '../core/records/metric-point.entity';
 import { Pipeline } from '../core/records/pipeline.entity';
 import { RunStage } from '../core/records/run-stage.entity';
 import { Run } from '../core/records/run.entity';
+import { RunProgress } from '../core/runs/run-progress';
 import { RunService } from '../core/runs/run.service';
 import type { CondenseContext } from './context';
+import { asGraphQLError, runProgressStream, type SubscriptionContext } from './subscriptions';
 
 @injectable()
 @Resolver(() => Run)
@@ -22,9 +24,31 @@ export class RunResolver {
     return this.runService.runs(ctx.auth, projectId);
   }
 
-  @Mutation(() => Run, { description: 'Stops a running run at its next step; completed stages and their artifacts are kept' })
+  @Mutation(() => Run, {
+    description: 'Cancels a run: a queued one at once, a running one within a few seconds (in whichever worker runs it); completed stages and their artifacts are kept',
+  })
   cancelRun(@Arg('id', () => ID) id: string, @Ctx() ctx: CondenseContext): Promise<Run> {
     return this.runService.cancelRun(ctx.auth, id);
+  }
+
+  @FieldResolver(() => RunProgress, { nullable: true, description: 'Latest progress: stage, step/total, elapsed, ETA, latest losses' })
+  progress(@Root() run: Run): RunProgress | null {
+    return this.runService.progress(run);
+  }
+
+  @Subscription(() => RunProgress, {
+    description: "A run's progress events as it executes, from any worker process; the stream ends when the run ends",
+    subscribe: async ({ args, context }: SubscribeResolverData<unknown, { runId: string }, SubscriptionContext>) => {
+      try {
+        const run = await context.runs.run(context.auth, args.runId);
+        return await runProgressStream(context.runs, run.id, async () => context.runs.progress(await context.runs.run(context.auth, run.id)));
+      } catch (error) {
+        throw asGraphQLError(error);
+      }
+    },
+  })
+  runProgress(@Arg('runId', () => ID) _runId: string, @Root() progress: RunProgress): RunProgress {
+    return progress;
   }
 
   @FieldResolver(() => [RunStage])

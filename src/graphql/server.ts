@@ -12,6 +12,7 @@ import type { Logger } from '../core/logging/logger';
 import { createContextFunction, type CondenseContext } from './context';
 import { createFormatError } from './error-mapper';
 import { RESOLVERS } from './resolvers';
+import { attachSubscriptionServer, NO_TOPIC_PUBSUB } from './subscriptions';
 import { artifactRoutes } from './artifact-routes';
 import { bodyErrorHandler, LIMIT_RULES, limitsFormatError, markEndpoint, QUERY_LIMITS, refuseBatches, UPLOAD_PATH, uploadEndpointPlugin } from './limits';
 
@@ -31,6 +32,7 @@ export interface GraphQLHttpServer {
 export function buildCondenseSchema(appContainer: DependencyContainer): Promise<GraphQLSchema> {
   return buildSchema({
     resolvers: RESOLVERS,
+    pubSub: NO_TOPIC_PUBSUB,
     container: { get: (cls) => appContainer.resolve(cls as new (...args: any[]) => unknown) },
     // Arguments are validated by the services (zod and explicit checks), not class-validator.
     validate: false,
@@ -42,12 +44,14 @@ export async function startGraphQLServer(appContainer: DependencyContainer, port
   const schema = await buildCondenseSchema(appContainer);
   const app = express();
   const httpServer = http.createServer(app);
+  // Subscriptions (graphql-ws) share the path; stopped before Apollo drains the HTTP server.
+  const stopSubscriptions = attachSubscriptionServer(httpServer, schema, GRAPHQL_PATH, appContainer, log);
   const apollo = new ApolloServer<CondenseContext>({
     schema,
     introspection: true,
     includeStacktraceInErrorResponses: false,
     formatError: limitsFormatError(createFormatError(log)),
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), uploadEndpointPlugin],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), uploadEndpointPlugin, { serverWillStart: async () => ({ drainServer: stopSubscriptions }) }],
     validationRules: LIMIT_RULES,
     parseOptions: { maxTokens: QUERY_LIMITS.maxTokens },
     allowBatchedHttpRequests: false,

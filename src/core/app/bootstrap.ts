@@ -13,7 +13,11 @@ import { DatasetService } from '../projects/dataset.service';
 import { ModelService } from '../projects/model.service';
 import { PluginEnablementService } from '../projects/plugin-enablement.service';
 import { ProjectService } from '../projects/project.service';
+import { RunQueue } from '../queue/run-queue';
+import { RunExecutor } from '../runs/run-executor';
+import { ProgressHub } from '../runs/run-progress';
 import { RunService } from '../runs/run.service';
+import { RunWorker } from '../runs/run-worker';
 import { initTensorBackend, type TensorBackendInfo } from '../tensors/backend';
 import { startGraphQLServer } from '../../graphql/server';
 import { CONFIG, LOGGER } from './tokens';
@@ -33,12 +37,14 @@ export interface CondenseApp {
 export interface StartOptions {
   /** plugins.json to load (default: the project's). */
   pluginsJsonPath?: string;
-  /** Serve the GraphQL API (default true); the CLI's `run` uses the services without it. */
+  /** Serve the GraphQL API (default true); the CLI's `run` and `worker` use the services without it. */
   http?: boolean;
+  /** Runs this process executes at once; default `config.workerConcurrency` (1). 0: queue runs, execute none. */
+  workerConcurrency?: number;
 }
 
 /** Services kept one per app; any other injectable class is built when asked for. */
-const SINGLETON_SERVICES: Array<new (...args: any[]) => unknown> = [ArtifactStore, AuthService, TeamService, ProjectService, PluginEnablementService, DatasetService, ModelService, RunService];
+const SINGLETON_SERVICES: Array<new (...args: any[]) => unknown> = [ArtifactStore, AuthService, TeamService, ProjectService, PluginEnablementService, DatasetService, ModelService, RunService, RunExecutor, RunWorker, ProgressHub];
 
 /**
  * Starts Condense: the database (embedded unless DATABASE_URL is set), migrations, the tensor
@@ -75,11 +81,20 @@ export async function startCondense(config: CondenseConfig, log: Logger, options
     for (const service of SINGLETON_SERVICES) appContainer.registerSingleton(service);
 
     const adminTokenFile = await appContainer.resolve(AuthService).ensureAdminToken();
-    // Runs execute inside a server process for now; those a stopped server left behind cannot resume.
-    const runService = appContainer.resolve(RunService);
-    cleanups.push(() => runService.shutdown());
-    const interrupted = await runService.failInterruptedRuns();
-    if (interrupted > 0) log.warn({ runs: interrupted }, 'marked runs interrupted by an earlier stop as failed');
+    // Runs are pg-boss jobs in the same database; progress events travel by LISTEN/NOTIFY.
+    const queue = await RunQueue.start(database.url, log);
+    cleanups.push(() => queue.stop());
+    appContainer.registerInstance(RunQueue, queue);
+    const hub = appContainer.resolve(ProgressHub);
+    await hub.start(database.url);
+    cleanups.push(() => hub.stop());
+    // The worker resumes runs that a stopped or killed process left behind (see RunWorker).
+    const concurrency = options.workerConcurrency ?? config.workerConcurrency ?? 1;
+    if (concurrency > 0) {
+      const worker = appContainer.resolve(RunWorker);
+      await worker.start(concurrency);
+      cleanups.push(() => worker.stop());
+    }
     const server = options.http === false ? undefined : await startGraphQLServer(appContainer, config.port, log);
     if (server) {
       cleanups.push(() => server.stop());

@@ -1,7 +1,7 @@
 import type { ImageSet, LabelledDataset } from '../data/image-set';
 import type { Logger } from '../logging/logger';
 import type { ModelHandle } from '../models/model-spec';
-import type { StageImage, StageMetrics, StageProgress } from '../plugins/contracts';
+import type { StageCheckpoint, StageImage, StageMetrics, StageProgress } from '../plugins/contracts';
 import { throwIfAborted } from '../plugins/contracts';
 import type { PlannedStage } from './pipeline-validation';
 import { measureFinalModel, type FinalModelMetrics } from './final-metrics';
@@ -34,8 +34,10 @@ export interface PipelineHooks {
   onProgress?(stage: PlannedStage, progress: StageProgress): void;
   /** Called when a stage has finished, before the next starts (persist artifacts here). */
   onStageFinished?(outcome: StageOutcome): void | Promise<void>;
-  /** Stages with an index below this were completed by an earlier attempt and are given back here. */
+  /** Stages completed by an earlier attempt of the run, given back here: they are not run again. */
   completed?: StageOutcome[];
+  /** The in-stage checkpoint slot of a stage (durable runs); plugins that support it resume from it. */
+  checkpoint?(stage: PlannedStage): StageCheckpoint | undefined;
 }
 
 export interface PipelineResult {
@@ -94,6 +96,7 @@ async function runStage(
     signal: hooks.signal,
     log: hooks.log.child({ stage: stage.index, plugin: stage.plugin.name }),
     report: (progress: StageProgress) => hooks.onProgress?.(stage, progress),
+    checkpoint: hooks.checkpoint?.(stage),
   };
   const started = Date.now();
   const base = { index: stage.index, plugin: stage.plugin.name, kind: stage.plugin.kind };

@@ -31,7 +31,8 @@ export class MetricBuffer {
     const batch = this.pending;
     this.pending = [];
     this.writing = this.writing.then(async () => {
-      if (batch.length > 0) await this.dataSource.getRepository(MetricPoint).insert(batch);
+      // A resumed stage may report a step again: the first value written for (run, stage, name, step) stays.
+      if (batch.length > 0) await this.dataSource.createQueryBuilder().insert().into(MetricPoint).values(batch).orIgnore().execute();
     });
     return this.writing;
   }

@@ -1,38 +1,32 @@
 import { inject, injectable } from 'tsyringe';
 import { DataSource, In } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
-import { ArtifactStore } from '../artifacts/artifact-store';
 import type { Caller } from '../auth/auth.service';
-import { CONFIG, LOGGER } from '../app/tokens';
+import { LOGGER } from '../app/tokens';
 import { parseId, parseName } from '../app/validation';
-import type { CondenseConfig } from '../config/config';
-import type { LabelledDataset } from '../data/image-set';
 import { InvalidInputError, NotFoundError } from '../errors';
 import type { Logger } from '../logging/logger';
-import { PluginInputError, StageCancelledError } from '../plugins/contracts';
-import { PluginRegistry } from '../plugins/registry';
-import { executePipeline, type StageOutcome } from '../pipelines/pipeline-executor';
 import { stageListSchema, type StageSpec } from '../pipelines/pipeline-spec';
-import { planPipeline, PipelineValidationError, type PlannedStage } from '../pipelines/pipeline-validation';
+import { planPipeline } from '../pipelines/pipeline-validation';
+import { PluginRegistry } from '../plugins/registry';
 import { DatasetService } from '../projects/dataset.service';
 import { ModelService } from '../projects/model.service';
 import { PluginEnablementService } from '../projects/plugin-enablement.service';
 import { ProjectService } from '../projects/project.service';
+import { RunQueue } from '../queue/run-queue';
 import { DatasetRecord } from '../records/dataset.entity';
-import { ModelOrigin, RunStatus, StageStatus } from '../records/enums';
+import { RunStatus, StageStatus } from '../records/enums';
 import { MetricPoint } from '../records/metric-point.entity';
 import { ModelRecord } from '../records/model.entity';
 import { Pipeline } from '../records/pipeline.entity';
 import { RunStage } from '../records/run-stage.entity';
 import { Run } from '../records/run.entity';
-import { currentBackendInfo } from '../tensors/backend';
-import { TrainingDivergedError } from '../training/trainer';
-import { describeHardware } from './hardware';
-import { encodeImageSet } from './image-set-codec';
-import { MetricBuffer } from './metric-buffer';
+import { AbortReason, DEFAULT_CHECKPOINT_EVERY, RunExecutor } from './run-executor';
+import { ProgressHub, progressFromJson, type RunProgress, type RunProgressJson } from './run-progress';
 
-/** Abort reason of runs stopped because their server is stopping (not cancelled by a person). */
-const SERVER_STOPPING = 'server stopping';
+/** How long `cancelRun` waits for the executing worker to record the cancellation. */
+const CANCEL_WAIT_MS = 20_000;
+const POLL_MS = 200;
+const TERMINAL: RunStatus[] = [RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled];
 
 export interface CreatePipelineInput {
   projectId: string;
@@ -42,25 +36,18 @@ export interface CreatePipelineInput {
   stages: unknown;
 }
 
-export interface RunProgressEvent {
-  runId: string;
-  stageIndex: number;
-  plugin: string;
-  step: number;
-  total: number;
-  metrics: Record<string, number>;
+export interface StartRunOptions {
+  /** Steps between in-stage checkpoints of stages that support them (default 200). */
+  checkpointEvery?: number;
 }
 
 /**
- * Pipelines and their runs. A run executes in this process (a later issue moves it to a durable
- * queue): its stages, metric points, artifacts and final metrics are written as it goes, and any
- * failure marks it failed with a code and a reason, leaving completed stages' records in place.
+ * Pipelines and their runs, API side. Starting a run writes the run row and its pg-boss job in one
+ * transaction; a worker (this process's or a `condense worker`, see RunWorker and RunExecutor) claims
+ * and executes it. Cancelling marks the row; the executing worker sees the mark at its next heartbeat.
  */
 @injectable()
 export class RunService {
-  private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>();
-  private readonly listeners = new Set<(event: RunProgressEvent) => void>();
-
   constructor(
     private readonly dataSource: DataSource,
     private readonly projects: ProjectService,
@@ -68,8 +55,9 @@ export class RunService {
     private readonly registry: PluginRegistry,
     private readonly datasets: DatasetService,
     private readonly models: ModelService,
-    private readonly artifacts: ArtifactStore,
-    @inject(CONFIG) private readonly config: CondenseConfig,
+    private readonly queue: RunQueue,
+    private readonly executor: RunExecutor,
+    private readonly hub: ProgressHub,
     @inject(LOGGER) private readonly log: Logger,
   ) {}
 
@@ -112,17 +100,21 @@ export class RunService {
   }
 
   /**
-   * Creates a run of a pipeline and starts it in the background; returns the queued run at once.
-   * The pipeline is validated again (a plugin may have been disabled since it was stored).
+   * Creates a run of a pipeline and queues it; returns the queued run at once. The pipeline is
+   * validated again (a plugin may have been disabled since it was stored).
    */
-  async startRun(caller: Caller, pipelineId: string, seed = 0): Promise<Run> {
+  async startRun(caller: Caller, pipelineId: string, seed = 0, options: StartRunOptions = {}): Promise<Run> {
     if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new InvalidInputError(`seed must be an integer in [0, 2^32) (got ${seed})`);
+    const checkpointEvery = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+    if (!Number.isInteger(checkpointEvery) || checkpointEvery < 1 || checkpointEvery > 1_000_000) {
+      throw new InvalidInputError(`checkpointEvery must be an integer in [1, 1000000] steps (got ${checkpointEvery})`);
+    }
     const pipeline = await this.pipeline(caller, pipelineId);
     const planned = planPipeline(pipeline.stages, this.registry, {
       enabledPlugins: await this.enablement.enabledNames(pipeline.projectId),
       hasDataset: !!pipeline.datasetId,
     });
-    const run = await this.dataSource.transaction(async (manager) => {
+    return this.dataSource.transaction(async (manager) => {
       const saved = await manager.getRepository(Run).save(
         manager.getRepository(Run).create({
           pipelineId: pipeline.id,
@@ -131,47 +123,48 @@ export class RunService {
           seed,
           createdById: caller.member.id,
           pluginVersions: Object.fromEntries(planned.map((s) => [s.plugin.name, s.plugin.version])),
-          config: { name: pipeline.name, teacherModelId: pipeline.teacherModelId, datasetId: pipeline.datasetId, stages: pipeline.stages },
+          config: { name: pipeline.name, teacherModelId: pipeline.teacherModelId, datasetId: pipeline.datasetId, stages: pipeline.stages, checkpointEvery },
         }),
       );
       const stageRepo = manager.getRepository(RunStage);
       await stageRepo.save(
         planned.map((s) => stageRepo.create({ runId: saved.id, index: s.index, plugin: s.plugin.name, kind: s.plugin.kind, status: StageStatus.queued, config: s.config })),
       );
+      await this.queue.enqueue(saved.id, manager);
       return saved;
     });
-    const controller = new AbortController();
-    const done = this.execute(run, pipeline, planned, controller.signal)
-      .catch((error: unknown) => this.log.error({ err: error, run: run.id }, 'could not record the end of a run'))
-      .finally(() => this.active.delete(run.id));
-    this.active.set(run.id, { controller, done });
-    return run;
   }
 
-  /** Cancels every run executing in this process and waits for them to record their end (server stop). */
-  async shutdown(): Promise<void> {
-    const running = [...this.active.values()];
-    for (const { controller } of running) controller.abort(SERVER_STOPPING);
-    await Promise.all(running.map((r) => r.done));
+  /** Resolves when the run has ended (any status), polling its row; returns its final record. */
+  async waitForRun(runId: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<Run> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const run = await this.dataSource.getRepository(Run).findOneByOrFail({ id: runId });
+      if (TERMINAL.includes(run.status) || Date.now() >= deadline) return run;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
   }
 
-  /** Resolves when the run has ended (any status); returns its final record. */
-  async waitForRun(runId: string): Promise<Run> {
-    await this.active.get(runId)?.done;
-    return this.dataSource.getRepository(Run).findOneByOrFail({ id: runId });
-  }
-
-  /** Asks a running run to stop; it ends as `cancelled` at its next step. */
+  /**
+   * Asks a run to stop. A queued run is cancelled at once; a running one is marked, and its worker (in
+   * any process) aborts at its next heartbeat and records it cancelled, keeping completed stages. Waits
+   * a few seconds for that and returns the run as it then is.
+   */
   async cancelRun(caller: Caller, runId: string): Promise<Run> {
     const run = await this.run(caller, runId);
-    const active = this.active.get(run.id);
-    if (!active) {
-      if (run.status === RunStatus.queued) throw new InvalidInputError(`run ${run.id} is queued but not executing in this server`);
-      return run;
+    if (TERMINAL.includes(run.status)) return run;
+    const [queued] = (await this.dataSource.query(
+      `UPDATE runs SET status = 'cancelled', error_code = 'CANCELLED', error = 'cancelled by request', cancel_requested_at = now(), finished_at = now()
+       WHERE id = $1 AND status = 'queued' RETURNING id`,
+      [run.id],
+    )) as [unknown[], number];
+    if (queued.length > 0) {
+      await this.dataSource.getRepository(RunStage).update({ runId: run.id, status: In([StageStatus.queued, StageStatus.running]) }, { status: StageStatus.skipped });
+      return this.dataSource.getRepository(Run).findOneByOrFail({ id: run.id });
     }
-    active.controller.abort();
-    await active.done;
-    return this.dataSource.getRepository(Run).findOneByOrFail({ id: run.id });
+    await this.dataSource.query(`UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, now()) WHERE id = $1`, [run.id]);
+    await this.executor.abortLocal(run.id, AbortReason.cancelled);
+    return this.waitForRun(run.id, CANCEL_WAIT_MS);
   }
 
   async run(caller: Caller, runId: string): Promise<Run> {
@@ -198,138 +191,17 @@ export class RunService {
     });
   }
 
-  /** Subscribes to progress events of every run in this process; returns the unsubscribe function. */
-  onProgress(listener: (event: RunProgressEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /** The run's latest progress summary (null before a worker has reported). */
+  progress(run: Run): RunProgress | null {
+    return run.progress ? progressFromJson(run.progress as unknown as RunProgressJson) : null;
   }
 
   /**
-   * Runs left `running` or `queued` by a server that stopped cannot be resumed yet (the durable queue is
-   * a later issue): mark them failed with the reason, so nobody waits on them.
+   * Calls `listener` with the progress events of one run (or of every run), wherever it executes;
+   * returns the unsubscribe function. Callers check access to the run first.
    */
-  async failInterruptedRuns(): Promise<number> {
-    const repo = this.dataSource.getRepository(Run);
-    const interrupted = await repo.find({ where: { status: In([RunStatus.running, RunStatus.queued]) } });
-    const ids = interrupted.map((r) => r.id).filter((id) => !this.active.has(id));
-    if (ids.length === 0) return 0;
-    await repo.update({ id: In(ids) }, { status: RunStatus.failed, errorCode: 'INTERRUPTED', error: 'the server stopped while this run was in progress; start it again', finishedAt: new Date() });
-    await this.dataSource.getRepository(RunStage).update({ runId: In(ids), status: In([StageStatus.running, StageStatus.queued]) }, { status: StageStatus.skipped });
-    return ids.length;
-  }
-
-  private async execute(run: Run, pipeline: Pipeline, planned: PlannedStage[], signal: AbortSignal): Promise<void> {
-    const stageRepo = this.dataSource.getRepository(RunStage);
-    const metrics = new MetricBuffer(this.dataSource);
-    const log = this.log.child({ run: run.id });
-    const backend = currentBackendInfo();
-    let currentStage: number | undefined;
-    const loadedModels = new Set<{ dispose(): void }>();
-    try {
-      await this.patchRun(run.id, { status: RunStatus.running, startedAt: new Date(), backend: backend?.name ?? null, hardware: describeHardware() });
-      const teacherRecord = await this.dataSource.getRepository(ModelRecord).findOneByOrFail({ id: pipeline.teacherModelId });
-      const teacher = await this.models.loadModel(teacherRecord);
-      loadedModels.add(teacher.model);
-      const storedModels = new Map<object, string>([[teacher.model, teacherRecord.id]]);
-      let dataset: LabelledDataset | undefined;
-      let dataHash: string | null = null;
-      if (pipeline.datasetId) {
-        const record = await this.dataSource.getRepository(DatasetRecord).findOneByOrFail({ id: pipeline.datasetId });
-        dataset = await this.datasets.loadRecord(record);
-        dataHash = record.contentHash;
-      }
-      await this.patchRun(run.id, { teacherHash: teacherRecord.contentHash, dataHash });
-
-      const result = await executePipeline(planned, { teacher, dataset }, {
-        signal,
-        log,
-        backend: backend?.name ?? 'unknown',
-        seed: run.seed,
-        onStageStart: async (stage) => {
-          currentStage = stage.index;
-          await stageRepo.update({ runId: run.id, index: stage.index }, { status: StageStatus.running, startedAt: new Date() });
-        },
-        onProgress: (stage, progress) => {
-          metrics.add(run.id, stage.index, progress.step, progress.metrics ?? {});
-          const event = { runId: run.id, stageIndex: stage.index, plugin: stage.plugin.name, step: progress.step, total: progress.total, metrics: progress.metrics ?? {} };
-          for (const listener of this.listeners) listener(event);
-        },
-        onStageFinished: async (outcome) => {
-          await metrics.flush();
-          if (outcome.model) loadedModels.add(outcome.model.model);
-          const artifactId = await this.storeStageOutputs(run, pipeline, teacherRecord, outcome, storedModels);
-          await this.patchStage(
-            { runId: run.id, index: outcome.index },
-            { status: StageStatus.succeeded, metrics: outcome.metrics, wallMs: outcome.wallMs, finishedAt: new Date(), outputArtifactId: artifactId },
-          );
-          currentStage = undefined;
-        },
-      });
-      const finalModelId = storedModels.get(result.finalModel.model) ?? null;
-      // An array: jsonb does not keep the key order of objects.
-      const stageWallMs = result.stages.map((s) => ({ stage: s.index, plugin: s.plugin, wallMs: s.wallMs }));
-      await this.patchRun(run.id, { status: RunStatus.succeeded, finishedAt: new Date(), finalMetrics: { ...result.finalMetrics, stageWallMs }, finalModelId });
-      log.info({ top1: result.finalMetrics.top1 }, 'run succeeded');
-    } catch (error) {
-      await metrics.flush().catch(() => undefined);
-      const { status, code, message } =
-        error instanceof StageCancelledError && signal.reason === SERVER_STOPPING
-          ? { status: RunStatus.failed, code: 'INTERRUPTED', message: 'the server stopped during this run; start it again' }
-          : describeFailure(error);
-      if (status === RunStatus.failed) log.warn({ err: error }, 'run failed');
-      await this.patchRun(run.id, { status, errorCode: code, error: message, finishedAt: new Date() });
-      if (currentStage !== undefined) {
-        await stageRepo.update({ runId: run.id, index: currentStage }, { status, finishedAt: new Date() });
-      }
-      await stageRepo.update({ runId: run.id, status: StageStatus.queued }, { status: StageStatus.skipped });
-    } finally {
-      for (const model of loadedModels) model.dispose();
-    }
-  }
-
-  private async patchRun(id: string, patch: Partial<Run>): Promise<void> {
-    await this.dataSource.getRepository(Run).update({ id }, patch as QueryDeepPartialEntity<Run>);
-  }
-
-  private async patchStage(where: { runId: string; index: number }, patch: Partial<RunStage>): Promise<void> {
-    await this.dataSource.getRepository(RunStage).update(where, patch as QueryDeepPartialEntity<RunStage>);
-  }
-
-  /** Stores what a stage made: its model (as a model record), synthetic set, images and transform log. */
-  private async storeStageOutputs(
-    run: Run,
-    pipeline: Pipeline,
-    teacher: ModelRecord,
-    outcome: StageOutcome,
-    storedModels: Map<object, string>,
-  ): Promise<string | null> {
-    const options = { runId: run.id };
-    let primary: string | null = null;
-    if (outcome.model) {
-      const record = await this.models.recordModel({
-        projectId: run.projectId,
-        name: `${pipeline.name} · run ${run.id.slice(0, 8)} · stage ${outcome.index + 1} ${outcome.plugin}`,
-        handle: outcome.model,
-        origin: ModelOrigin.pipeline,
-        classNames: teacher.numClasses === outcome.model.model.outputs[0].shape[1] ? teacher.classNames : undefined,
-        runId: run.id,
-        datasetId: pipeline.datasetId,
-        metrics: outcome.metrics,
-      });
-      storedModels.set(outcome.model.model, record.id);
-      primary = record.artifactId;
-    }
-    if (outcome.dataset) {
-      const artifact = await this.artifacts.putBuffer('synthetic-dataset', encodeImageSet(outcome.dataset), 'application/x-condense-image-set', options);
-      primary = artifact.id;
-    }
-    for (const image of outcome.images ?? []) {
-      await this.artifacts.putBuffer('image', image.png, 'image/png', options);
-    }
-    if (outcome.transformLog) {
-      await this.artifacts.putBuffer('transform-log', Buffer.from(JSON.stringify(outcome.transformLog, null, 1)), 'application/json', options);
-    }
-    return primary;
+  onProgress(listener: (progress: RunProgress) => void, runId?: string): () => void {
+    return this.hub.subscribe(listener, runId);
   }
 }
 
@@ -351,17 +223,4 @@ function checkDatasetFitsModel(dataset: DatasetRecord, model: ModelRecord): void
   if (dataset.numClasses !== model.numClasses) {
     throw new InvalidInputError(`dataset "${dataset.name}" has ${dataset.numClasses} classes but model "${model.name}" outputs ${model.numClasses}`);
   }
-}
-
-function describeFailure(error: unknown): { status: RunStatus; code: string; message: string } {
-  if (error instanceof StageCancelledError) return { status: RunStatus.cancelled, code: 'CANCELLED', message: 'cancelled by request' };
-  if (error instanceof TrainingDivergedError) return { status: RunStatus.failed, code: 'TRAINING_DIVERGED', message: error.message };
-  if (error instanceof PluginInputError || error instanceof PipelineValidationError || error instanceof InvalidInputError) {
-    return { status: RunStatus.failed, code: 'BAD_USER_INPUT', message: error.message };
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  if (/out of memory|OOM|Cannot allocate|Array buffer allocation failed/i.test(message)) {
-    return { status: RunStatus.failed, code: 'OUT_OF_MEMORY', message: `${message}; try a smaller batchSize` };
-  }
-  return { status: RunStatus.failed, code: 'STAGE_FAILED', message };
 }
