@@ -232,3 +232,44 @@ describe('wasm Identity and same-dtype Cast share data', () => {
     tf.dispose([x, asInt, v]);
   });
 });
+
+describe('wasm BatchMatMul with transposed operands', () => {
+  const PRODUCTS: { a: number[]; b: number[]; transposeA: boolean; transposeB: boolean }[] = [
+    { a: [7, 5], b: [3, 5], transposeA: false, transposeB: true },
+    { a: [5, 7], b: [5, 3], transposeA: true, transposeB: false },
+    { a: [5, 7], b: [3, 5], transposeA: true, transposeB: true },
+    { a: [2, 6, 4], b: [2, 3, 6], transposeA: true, transposeB: true },
+    { a: [4, 6], b: [6, 3], transposeA: false, transposeB: false },
+  ];
+
+  test.each(PRODUCTS)('matches the cpu backend: a $a b $b transposeA $transposeA transposeB $transposeB', async (p) => {
+    const av = gaussianValues(sizeOf(p.a), 101);
+    const bv = gaussianValues(sizeOf(p.b), 102);
+    const product = () => take(tf.tidy(() => tf.matMul(tf.tensor(av, p.a), tf.tensor(bv, p.b), p.transposeA, p.transposeB)));
+    const onWasm = await onBackend('wasm', product);
+    const onCpu = await onBackend('cpu', product);
+    await tf.setBackend('wasm');
+    expect(relativeMaxError(onWasm, onCpu)).toBeLessThan(1e-5);
+  });
+
+  test('dense-layer gradients (which use transposed products) match central finite differences', async () => {
+    await tf.setBackend('wasm');
+    const a = tf.tensor2d(gaussianValues(24, 103), [4, 6]);
+    const b = tf.tensor2d(gaussianValues(18, 104), [6, 3]);
+    const f = (x: tf.Tensor, y: tf.Tensor) => tf.mean(tf.square(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D)));
+    const [ga, gb] = tf.grads(f)([a, b]);
+    const eps = 1e-2;
+    const numeric = (which: 0 | 1, index: number) =>
+      tf.tidy(() => {
+        const shift = (t: tf.Tensor, sign: number) => tf.add(t, tf.mul(tf.oneHot(index, t.size).reshape(t.shape), sign * eps));
+        const plus = which === 0 ? f(shift(a, 1), b) : f(a, shift(b, 1));
+        const minus = which === 0 ? f(shift(a, -1), b) : f(a, shift(b, -1));
+        return (plus.dataSync()[0] - minus.dataSync()[0]) / (2 * eps);
+      });
+    const gaValues = ga.dataSync();
+    const gbValues = gb.dataSync();
+    for (const i of [0, 7, 23]) expect(Math.abs(gaValues[i] - numeric(0, i))).toBeLessThan(2e-3);
+    for (const i of [0, 10, 17]) expect(Math.abs(gbValues[i] - numeric(1, i))).toBeLessThan(2e-3);
+    tf.dispose([a, b, ga, gb]);
+  });
+});
