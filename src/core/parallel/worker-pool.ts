@@ -102,7 +102,13 @@ export class WorkerPool {
     const id = this.nextId++;
     return new Promise<R>((resolve, reject) => {
       w.pending.set(id, { op, resolve: resolve as (v: unknown) => void, reject });
-      w.worker.postMessage({ id, op, payload } satisfies WorkerRequest, transfer);
+      try {
+        w.worker.postMessage({ id, op, payload } satisfies WorkerRequest, transfer);
+      } catch (err) {
+        // A payload that cannot be cloned (a function, a class instance with private state...).
+        w.pending.delete(id);
+        reject(new WorkerPoolError(`the payload of ${op} cannot be sent to a worker (data only: numbers, strings, arrays, typed arrays): ${err instanceof Error ? err.message : String(err)}`));
+      }
     });
   }
 
@@ -114,10 +120,16 @@ export class WorkerPool {
     for (const job of jobs) jobKind(job.kind);
     const results = new Array<JobResult<K>>(jobs.length);
     let next = 0;
+    let failed = false;
     const drain = async (index: number) => {
-      while (next < jobs.length) {
+      while (next < jobs.length && !failed) {
         const j = next++;
-        results[j] = await this.request<JobResult<K>>(index, jobs[j].kind, jobs[j].payload);
+        try {
+          results[j] = await this.request<JobResult<K>>(index, jobs[j].kind, jobs[j].payload);
+        } catch (err) {
+          failed = true; // the other workers take no new jobs
+          throw err;
+        }
       }
     };
     await Promise.all(this.workers.map((w) => drain(w.index)));
