@@ -196,6 +196,26 @@ describe('wasm Sum and Mean over leading axes', () => {
     onWasm.values.forEach((v, i) => expect(relativeMaxError(v, onCpu.values[i])).toBeLessThan(1e-6));
   });
 
+  test.each([
+    { shape: [40, 16, 16, 8], axis: [0, 1, 2] },
+    { shape: [37, 13, 11, 6], axis: [0, 1, 2] },
+    { shape: [3000, 7], axis: [0] },
+  ])('large inputs (pooled in blocks) match a float64 reference: $shape', async ({ shape, axis }) => {
+    await tf.setBackend('wasm');
+    const values = gaussianValues(sizeOf(shape), 92);
+    const inner = shape[shape.length - 1];
+    const outer = values.length / inner;
+    const reference = new Float64Array(inner);
+    for (let i = 0; i < values.length; i++) reference[i % inner] += values[i];
+    const [sum, mean] = tf.tidy(() => {
+      const x = tf.tensor(values, shape);
+      return [take(tf.sum(x, axis)), take(tf.mean(x, axis))];
+    });
+    // Float32 rounding of a sum of many terms: judge against the sum of magnitudes' scale.
+    expect(relativeMaxError(sum, reference)).toBeLessThan(1e-5);
+    expect(relativeMaxError(mean, reference.map((v) => v / outer))).toBeLessThan(1e-6);
+  });
+
   test('int32 input still sums through the shipped kernel', async () => {
     await tf.setBackend('wasm');
     const s = tf.tidy(() => Array.from(tf.sum(tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2], 'int32'), 0).dataSync()));
