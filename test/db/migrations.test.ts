@@ -1,4 +1,7 @@
 import { createDataSource, revertAllMigrations, runMigrationsLocked } from '../../src/core/db/data-source';
+import { MIGRATIONS } from '../../src/core/db/entities';
+
+const MIGRATION_NAMES = MIGRATIONS.map((m) => new m().name);
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 const TABLES = [
@@ -11,6 +14,7 @@ const TABLES = [
   'pipelines',
   'project_plugins',
   'projects',
+  'run_checkpoints',
   'run_stages',
   'runs',
   'teams',
@@ -42,7 +46,7 @@ describe('migrations', () => {
     const b = await createDataSource(db.url).initialize();
     try {
       const [appliedA, appliedB] = await Promise.all([runMigrationsLocked(a), runMigrationsLocked(b)]);
-      expect([...appliedA, ...appliedB]).toEqual(['Initial1764000000000']);
+      expect([...appliedA, ...appliedB]).toEqual(MIGRATION_NAMES);
     } finally {
       await a.destroy();
       await b.destroy();
@@ -68,9 +72,9 @@ describe('migrations', () => {
   it('revert completely and apply again', async () => {
     const ds = await createDataSource(db.url).initialize();
     try {
-      expect(await revertAllMigrations(ds)).toBe(1);
+      expect(await revertAllMigrations(ds)).toBe(MIGRATIONS.length);
       expect(await userTables(db.url)).toEqual([]);
-      expect(await runMigrationsLocked(ds)).toEqual(['Initial1764000000000']);
+      expect(await runMigrationsLocked(ds)).toEqual(MIGRATION_NAMES);
       expect(await runMigrationsLocked(ds)).toEqual([]);
     } finally {
       await ds.destroy();
