@@ -86,6 +86,8 @@ test('bad jobs fail with clear errors', async () => {
   await expect(pool.runInWorkers([bad])).rejects.toThrow(WorkerJobError);
   await expect(pool.runInWorkers([bad])).rejects.toThrow(/target class 12 is outside 0..9/);
   await expect(invertBatch(teacher, Int32Array.of(1), 1, { ...CONFIG, iterations: 0 })).rejects.toThrow(InversionJobError);
+  // Code cannot travel: a payload holding a function is refused before it reaches a worker.
+  await expect(pool.request(0, 'stats', { run: () => 1 })).rejects.toThrow(/cannot be sent to a worker/);
   // The pool still works after a failed job.
   expect((await pool.stats()).length).toBe(2);
 });

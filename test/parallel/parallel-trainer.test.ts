@@ -139,3 +139,11 @@ test('an unknown loss name is refused before any worker is touched', async () =>
   await expect(ParallelTrainer.create(pool, model, { optimizer: { kind: 'sgd' }, loss: 'mse' as never })).rejects.toThrow(UnknownTrainingLossError);
   model.dispose();
 });
+
+test('options the parallel trainer does not support are refused with a pointer to trainClassifier', async () => {
+  const model = buildModel(LENET, 1);
+  const data = mnistSample(0, 64);
+  await expect(trainClassifierInParallel(pool, model, data, { epochs: 1, batchSize: 32, optimizer: 'sgd', learningRate: 0.1, seed: 1, augment: { flip: true } })).rejects.toThrow(/trainClassifier/);
+  model.dispose();
+  expect((await pool.stats()).every((s) => s.numTensors === 0)).toBe(true);
+});
