@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { initTensorBackend } from '../../src/core/tensors/backend';
-import { bnStatisticsLoss, tapBatchNormInputs, BnTapError } from '../../src/core/tensors/bn-taps';
+import { batchMoments, bnStatisticsLoss, tapBatchNormInputs, BnTapError } from '../../src/core/tensors/bn-taps';
 import { gaussianValues, relativeMaxError, take } from './support';
 
 type Sym = tf.SymbolicTensor;
@@ -116,5 +116,31 @@ describe('BatchNorm taps', () => {
     const a = tf.layers.dense({ units: 2 }).apply(input) as Sym;
     const b = tf.layers.dense({ units: 2 }).apply(input) as Sym;
     expect(() => tapBatchNormInputs(tf.model({ inputs: input, outputs: [a, b] }))).toThrow(BnTapError);
+  });
+});
+
+describe('batchMoments', () => {
+  test('same values and input gradient as tf.moments, on cpu and wasm', async () => {
+    const shape = [6, 5, 4, 3];
+    const values = gaussianValues(360, 31);
+    const weights = [gaussianValues(3, 32), gaussianValues(3, 33)];
+    const run = (moments: (x: tf.Tensor) => { mean: tf.Tensor; variance: tf.Tensor }) =>
+      tf.tidy(() => {
+        const x = tf.tensor(values, shape);
+        // A nonlinear function of both statistics, so both gradient paths are exercised.
+        const f = (xx: tf.Tensor) => {
+          const { mean, variance } = moments(xx);
+          return tf.add(tf.sum(tf.mul(tf.square(mean), weights[0])), tf.sum(tf.mul(tf.sqrt(variance), weights[1])));
+        };
+        const { mean, variance } = moments(x);
+        return [take(mean), take(variance), take(tf.grad(f)(x))];
+      });
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await tf.setBackend(backend);
+      const ours = run((x) => batchMoments(x, [0, 1, 2]));
+      const reference = run((x) => tf.moments(x, [0, 1, 2]));
+      ours.forEach((v, i) => expect(relativeMaxError(v, reference[i])).toBeLessThan(1e-5));
+    }
+    await tf.setBackend('wasm');
   });
 });
