@@ -83,7 +83,9 @@ export function tapBatchNormInputs(model: tf.LayersModel): TappedModel {
  */
 export function batchMoments(x: tf.Tensor, axes: number[]): { mean: tf.Tensor; variance: tf.Tensor } {
   const count = axes.reduce((n, axis) => n * x.shape[axis], 1);
-  const stacked = tf.customGrad((input: tf.Tensor, save: tf.GradSaveFunc) => {
+  const stacked = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const input = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
     const mean = tf.mean(input, axes);
     const centred = tf.sub(input, mean);
     const variance = tf.mean(tf.square(centred), axes);
