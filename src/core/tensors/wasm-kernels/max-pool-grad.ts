@@ -33,41 +33,58 @@ function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm
   const g = backend.typedArrayFromHeap(dy) as Float32Array;
   dx.fill(0);
 
-  const maxValue = new Float32Array(channels);
-  const maxOffset = new Int32Array(channels);
+  scatterToFirstMax(x, g, dx, batchSize, inHeight, inWidth, channels, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth, padTop, padLeft);
+  return out;
+}
+
+/** The loop, on plain numbers and arrays only so V8 keeps it monomorphic. */
+function scatterToFirstMax(
+  x: Float32Array,
+  g: Float32Array,
+  dx: Float32Array,
+  batchSize: number,
+  inHeight: number,
+  inWidth: number,
+  channels: number,
+  outHeight: number,
+  outWidth: number,
+  strideHeight: number,
+  strideWidth: number,
+  filterHeight: number,
+  filterWidth: number,
+  padTop: number,
+  padLeft: number,
+): void {
+  const rowStride = inWidth * channels;
+  let dyAt = 0;
   for (let b = 0; b < batchSize; b++) {
-    const xBatch = b * inHeight * inWidth * channels;
+    const xBatch = b * inHeight * rowStride;
     for (let oh = 0; oh < outHeight; oh++) {
       const rowStart = oh * strideHeight - padTop;
-      const rowFrom = Math.max(0, rowStart);
-      const rowTo = Math.min(inHeight, rowStart + filterHeight);
+      const rowFrom = rowStart < 0 ? 0 : rowStart;
+      const rowTo = rowStart + filterHeight > inHeight ? inHeight : rowStart + filterHeight;
       for (let ow = 0; ow < outWidth; ow++) {
         const colStart = ow * strideWidth - padLeft;
-        const colFrom = Math.max(0, colStart);
-        const colTo = Math.min(inWidth, colStart + filterWidth);
-        maxValue.fill(Number.NEGATIVE_INFINITY);
-        maxOffset.fill(-1);
-        for (let r = rowFrom; r < rowTo; r++) {
-          for (let c = colFrom; c < colTo; c++) {
-            const base = xBatch + (r * inWidth + c) * channels;
-            for (let d = 0; d < channels; d++) {
-              const v = x[base + d];
-              if (v > maxValue[d]) {
-                maxValue[d] = v;
-                maxOffset[d] = base + d;
+        const colFrom = colStart < 0 ? 0 : colStart;
+        const colTo = colStart + filterWidth > inWidth ? inWidth : colStart + filterWidth;
+        for (let d = 0; d < channels; d++, dyAt++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let r = rowFrom; r < rowTo; r++) {
+            let i = xBatch + r * rowStride + colFrom * channels + d;
+            for (let c = colFrom; c < colTo; c++, i += channels) {
+              const v = x[i];
+              if (v > best) {
+                best = v;
+                at = i;
               }
             }
           }
-        }
-        const dyBase = ((b * outHeight + oh) * outWidth + ow) * channels;
-        for (let d = 0; d < channels; d++) {
-          const at = maxOffset[d];
-          if (at >= 0) dx[at] += g[dyBase + d];
+          if (at >= 0) dx[at] += g[dyAt];
         }
       }
     }
   }
-  return out;
 }
 
 export const maxPoolGradConfig: tf.KernelConfig = {
