@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
-import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { GraphQLError, specifiedRules, validate, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { DependencyContainer } from 'tsyringe';
 import type { PubSub } from 'type-graphql';
@@ -14,6 +14,7 @@ import type { RunProgress } from '../core/runs/run-progress';
 import { RunService } from '../core/runs/run.service';
 import type { CondenseContext } from './context';
 import { codeOf } from './error-mapper';
+import { LIMIT_RULES } from './limits';
 
 /**
  * type-graphql insists on a PubSub once a schema has subscriptions, even when each subscription has
@@ -96,7 +97,8 @@ export function asGraphQLError(error: unknown): GraphQLError {
 /**
  * Serves GraphQL over WebSocket (graphql-ws protocol) at `path` on `httpServer`, for subscriptions.
  * Authentication as over HTTP: a bearer token, in the connection's `connectionParams` as
- * `{ authorization: "Bearer <token>" }`; a connection without a valid one is closed (4403).
+ * `{ authorization: "Bearer <token>" }`; a connection without a valid one is closed (4403). Documents
+ * pass the same limit rules as over HTTP.
  * Returns the function that stops it.
  */
 export function attachSubscriptionServer(httpServer: http.Server, schema: GraphQLSchema, path: string, appContainer: DependencyContainer, log: Logger): () => Promise<void> {
@@ -107,6 +109,8 @@ export function attachSubscriptionServer(httpServer: http.Server, schema: GraphQ
   const cleanup = useServer(
     {
       schema,
+      // The same depth, cost and alias limits as over HTTP.
+      validate: (s, document) => validate(s, document, [...specifiedRules, ...LIMIT_RULES]),
       onConnect: async (ctx) => {
         const params = (ctx.connectionParams ?? {}) as Record<string, unknown>;
         const header = typeof params.authorization === 'string' ? params.authorization : typeof params.Authorization === 'string' ? params.Authorization : undefined;
