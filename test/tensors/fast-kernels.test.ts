@@ -293,3 +293,43 @@ describe('wasm BatchMatMul with transposed operands', () => {
     tf.dispose([a, b, ga, gb]);
   });
 });
+
+describe('wasm Multiply, Add, Sub with per-channel broadcasting', () => {
+  const PAIRS: { a: number[]; b: number[] }[] = [
+    { a: [4, 5, 3, 6], b: [6] },
+    { a: [6], b: [4, 5, 3, 6] },
+    { a: [4, 5, 3, 6], b: [1, 1, 1, 6] },
+    { a: [1, 1, 6], b: [4, 5, 3, 6] },
+    { a: [4, 5, 3, 6], b: [3, 6] },
+    { a: [4, 5, 3, 6], b: [4, 5, 3, 6] },
+    { a: [4, 5, 3, 6], b: [] },
+    { a: [], b: [4, 5, 3, 6] },
+    // Not a trailing broadcast: runs the shipped kernel.
+    { a: [4, 5, 3, 6], b: [4, 1, 1, 6] },
+    { a: [4, 1, 6], b: [1, 5, 1] },
+  ];
+
+  test.each(PAIRS)('match the cpu backend: a $a b $b', async (p) => {
+    const av = gaussianValues(sizeOf(p.a), 111);
+    const bv = gaussianValues(sizeOf(p.b), 112);
+    const all = () =>
+      tf.tidy(() => {
+        const a = tf.tensor(av, p.a);
+        const b = tf.tensor(bv, p.b);
+        return [tf.mul(a, b), tf.add(a, b), tf.sub(a, b)].map((t) => ({ shape: t.shape, values: take(t) }));
+      });
+    const onWasm = await onBackend('wasm', all);
+    const onCpu = await onBackend('cpu', all);
+    await tf.setBackend('wasm');
+    onWasm.forEach((r, i) => {
+      expect(r.shape).toEqual(onCpu[i].shape);
+      expect(Array.from(r.values)).toEqual(Array.from(onCpu[i].values));
+    });
+  });
+
+  test('int32 operands still go through the shipped kernels', async () => {
+    await tf.setBackend('wasm');
+    const r = tf.tidy(() => Array.from(tf.mul(tf.tensor1d([2, 3], 'int32'), tf.tensor1d([4, 5], 'int32')).dataSync()));
+    expect(r).toEqual([8, 15]);
+  });
+});
