@@ -203,6 +203,33 @@ test('a worker killed with SIGKILL mid-stage: another worker resumes the run fro
   expect((await pg.query(`SELECT count(*)::int AS n FROM run_checkpoints WHERE run_id = $1`, [runId])).rows[0].n).toBe(0);
 }, 480_000);
 
+test('a worker stopped with SIGTERM puts its run back in the queue, and the next worker finishes it', async () => {
+  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  await Promise.all(workers.map(exited));
+  const runId = await startRun(await createPipeline('stopped', { epochs: 30, batchSize: 32 }), 20);
+  const worker = startWorker('worker-stopped');
+  await until('a kd checkpoint', async () => (await pg.query(`SELECT step FROM run_checkpoints WHERE run_id = $1 AND stage_index = 1`, [runId])).rows[0], 180_000, 50);
+  worker.kill('SIGTERM');
+  await exited(worker);
+  expect(worker.exitCode).toBe(0);
+  const stopped = (await pg.query(`SELECT status, worker_id, attempts FROM runs WHERE id = $1`, [runId])).rows[0];
+  expect(stopped).toEqual({ status: 'queued', worker_id: null, attempts: 1 });
+  expect((await stageRow(runId, 1)).status).toBe('queued');
+
+  startWorker('worker-after-stop');
+  const end = await until(
+    'the run to end',
+    async () => {
+      const row = (await pg.query(`SELECT status, attempts FROM runs WHERE id = $1`, [runId])).rows[0];
+      return ['succeeded', 'failed', 'cancelled'].includes(row.status) && row;
+    },
+    240_000,
+    250,
+  );
+  expect(end).toEqual({ status: 'succeeded', attempts: 2 });
+  expect((await stageRow(runId, 1)).resumed_from_step).toBeGreaterThan(0);
+}, 480_000);
+
 test('cancelRun in the API process stops a run executing in a worker process within seconds, keeping stage 1', async () => {
   const runId = await startRun(await createPipeline('cancelled', { epochs: 500, batchSize: 32 }));
   if (!workers.some((w) => w.exitCode === null && w.signalCode === null)) startWorker('worker-3');
