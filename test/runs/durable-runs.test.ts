@@ -230,6 +230,27 @@ test('a worker stopped with SIGTERM puts its run back in the queue, and the next
   expect((await stageRow(runId, 1)).resumed_from_step).toBeGreaterThan(0);
 }, 480_000);
 
+test('a queued run whose job was lost is queued again by a worker\'s reaper', async () => {
+  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  await Promise.all(workers.map(exited));
+  const runId = await startRun(await createPipeline('lost-job', { epochs: 1, batchSize: 32 }));
+  // As if the job had been fetched by a process that died before claiming the run, long ago.
+  const deleted = await pg.query(`DELETE FROM pgboss.job WHERE data->>'runId' = $1`, [runId]);
+  expect(deleted.rowCount).toBe(1);
+  await pg.query(`UPDATE runs SET created_at = now() - interval '1 hour' WHERE id = $1`, [runId]);
+  startWorker('worker-reaper');
+  const end = await until(
+    'the run to end',
+    async () => {
+      const row = (await pg.query(`SELECT status FROM runs WHERE id = $1`, [runId])).rows[0];
+      return ['succeeded', 'failed', 'cancelled'].includes(row.status) && row;
+    },
+    180_000,
+    250,
+  );
+  expect(end.status).toBe('succeeded');
+}, 240_000);
+
 test('cancelRun in the API process stops a run executing in a worker process within seconds, keeping stage 1', async () => {
   const runId = await startRun(await createPipeline('cancelled', { epochs: 500, batchSize: 32 }));
   if (!workers.some((w) => w.exitCode === null && w.signalCode === null)) startWorker('worker-3');
