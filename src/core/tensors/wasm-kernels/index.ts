@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Logger } from '../../logging/logger';
 import { batchMatMulConfig } from './batch-mat-mul';
-import { addConfig, multiplyConfig, subConfig } from './binary-broadcast';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter';
@@ -24,7 +23,7 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
 /**
  * Faster exact replacements of kernels tfjs-backend-wasm 4.22 ships (its Conv2DBackpropInput is a
  * plain loop ~10× slower than XNNPACK's forward conv; its MaxPoolGrad, Sum/Mean over leading axes and
- * copying Identity/Cast and BatchMatMul on transposed operands, per-channel broadcasting Multiply/Add/Sub are slow too). Replaced only
+ * copying Identity/Cast and BatchMatMul on transposed operands are slow too). Replaced only
  * on the version they were written for: on another, the shipped kernel stays.
  */
 export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
@@ -35,9 +34,6 @@ export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
   identityZeroCopyConfig,
   castZeroCopyConfig,
   batchMatMulConfig,
-  multiplyConfig,
-  addConfig,
-  subConfig,
 ];
 
 export interface WasmKernelRegistration {
