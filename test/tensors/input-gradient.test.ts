@@ -40,7 +40,7 @@ test('the input-only path gives the layers model\'s logits and input gradient, w
   expect(inputOnly.tapCount).toBe(layers.tapCount);
   expect(relativeMaxError(inputOnly.logits, layers.logits)).toBeLessThan(1e-6);
   expect(relativeMaxError(inputOnly.gradient, layers.gradient)).toBeLessThan(1e-5);
-  const kernelsOf = async (p: Promise<tf.ProfileInfo>) => (await p).kernels.map((k) => k.name);
+  const kernelsOf = async (p: ReturnType<typeof tf.profile>) => (await p).kernels.map((k) => k.name);
   await layers.profileRun;
   const inputOnlyKernels = await kernelsOf(inputOnly.profileRun);
   expect(inputOnlyKernels).not.toContain('Conv2DBackpropFilter');
