@@ -8,7 +8,9 @@
  * Writes bench/results/backend.json. Timings are medians of `steps` after `warmup` untimed steps.
  * The cpu backend is pure JavaScript: a LeNet step takes tens of seconds here, a ResNet-20 step
  * would take tens of minutes, so it runs LeNet for --cpu-steps after 1 warm-up and ResNet-20 only
- * when --cpu-resnet-steps is above 0.
+ * when --cpu-resnet-steps is above 0. The inversion step takes the gradient through the input-only
+ * path (src/core/tensors/input-gradient.ts: no filter gradients); --layers-inversion times the
+ * layers model's own ops instead. Per-kernel profiles of the same workloads: bench/profile-step.ts.
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
