@@ -26,6 +26,10 @@ const CONV_CASES: ConvCase[] = [
   { x: [2, 10, 9, 2], filter: [3, 2, 2, 3], strides: [1, 3], pad: 'valid' },
   { x: [2, 13, 13, 2], filter: [4, 4, 2, 3], strides: [3, 3], pad: 'same' },
   { x: [2, 7, 8, 2], filter: [3, 3, 2, 3], strides: [2, 2], pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { x: [2, 10, 10, 3], filter: [2, 2, 3, 4], strides: [2, 2], pad: 'valid' },
+  { x: [2, 11, 9, 2], filter: [5, 5, 2, 3], strides: [2, 2], pad: 'same' },
+  // Bottom/right padding so wide that dy has rows reaching past dx (the sub-pixel path crops them).
+  { x: [2, 6, 6, 2], filter: [3, 3, 2, 2], strides: [2, 2], pad: [[0, 0], [0, 3], [1, 3], [0, 0]] },
   // Explicit padding wider than the kernel: the dilated dy is cropped instead of padded.
   { x: [2, 6, 5, 2], filter: [2, 2, 2, 3], strides: [1, 2], pad: [[0, 0], [3, 1], [2, 2], [0, 0]] },
 ];
