@@ -6,10 +6,12 @@
  * - synthesis throughput: images finished per second, B batches of K iterations each, vs the same
  *   loop in PyTorch (bench/torch/synthesis.py) with 1 and 2 threads.
  *
- *   npm run bench:parallel [-- --steps 10 --warmup 2 --iterations 20 --batches 4 --no-torch]
+ *   npm run bench:parallel [-- --steps 10 --warmup 2 --iterations 20 --batches 4 --rounds 2 --no-torch]
  *
- * Writes bench/results/parallel.json. The machine's load average is recorded with the results:
- * other processes on the same cores make every figure here noisy.
+ * Writes bench/results/parallel.json. The runners' steps are timed in turn (main, 1 worker, 2 workers,
+ * main, ...) and synthesis rounds alternate runners, so that load from other processes falls on all
+ * of them alike; the machine's load average is recorded with the results, since other processes on
+ * the same cores still make every figure here noisy.
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -29,7 +31,7 @@ import { crossEntropy } from '../src/core/training/trainer';
 import { machineInfo, repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
 import { type Cell, printTable } from './support/table';
-import { type StepTiming, timeSteps } from './support/timing';
+import { median, type StepTiming } from './support/timing';
 
 const LENET: ModelSpec = { architecture: 'lenet5-bn', inputShape: [28, 28, 1], numClasses: 10, width: 1 };
 const BATCH = 256;
@@ -66,8 +68,18 @@ function randomBatch(seed: number): FlatBatch {
   return { images, labels, count: BATCH };
 }
 
+/** A step to time and what frees its state afterwards. */
+interface Timed {
+  step: () => Promise<void>;
+  /** Batches one step advances (independent synthesis batches on 2 workers: 2). */
+  batchesPerStep: number;
+  /** Divides a step's wall ms (an inversion round of several iterations counts per iteration). */
+  perStep: number;
+  dispose: () => Promise<void>;
+}
+
 /** The replicas' step on one thread: gradients of the mean CE with BN in training mode, SGD update. */
-async function trainMainThread(batch: FlatBatch, seed: number, steps: number, warmup: number): Promise<StepTiming> {
+function trainMainThread(batch: FlatBatch, seed: number): Timed {
   const model = buildModel(LENET, seed);
   const params = trainableParams(model);
   const variables = params.map((p) => p.variable);
@@ -80,23 +92,25 @@ async function trainMainThread(batch: FlatBatch, seed: number, steps: number, wa
     await value.data();
     tf.dispose([x, y, value, ...Object.values(grads)]);
   };
-  try {
-    return await timeSteps(step, steps, warmup);
-  } finally {
-    optimizer.dispose();
-    model.dispose();
-  }
+  return { step, batchesPerStep: 1, perStep: 1, dispose: async () => {
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
 }
 
-async function trainInPool(pool: WorkerPool, batch: FlatBatch, seed: number, steps: number, warmup: number): Promise<StepTiming> {
+async function trainInPool(pool: WorkerPool, batch: FlatBatch, seed: number): Promise<Timed> {
   const model = buildModel(LENET, seed);
   const trainer = await ParallelTrainer.create(pool, model, { optimizer: { kind: 'sgd', momentum: 0.9 } });
-  try {
-    return await timeSteps(async () => void (await trainer.step(batch, LEARNING_RATE)), steps, warmup);
-  } finally {
-    await trainer.dispose();
-    model.dispose();
-  }
+  return {
+    step: async () => void (await trainer.step(batch, LEARNING_RATE)),
+    batchesPerStep: 1,
+    perStep: 1,
+    dispose: async () => {
+      await trainer.dispose();
+      model.dispose();
+    },
+  };
 }
 
 function inversionJob(teacher: SerializedModel, seed: number, config: InversionBatchConfig): Job<'deep-inversion.batch'> {
@@ -104,28 +118,44 @@ function inversionJob(teacher: SerializedModel, seed: number, config: InversionB
 }
 
 /**
- * Inversion steps timed as rounds of `perRound` iterations (a job per batch, model cached): a round's
- * wall time over `perRound` is the ms of one step; with 2 workers a step advances 2 batches.
+ * Inversion steps timed as rounds of `config.iterations` iterations (a job per batch, teacher cached):
+ * a round's wall time over the iterations is the ms of one step; with 2 workers a step advances 2 batches.
  */
-async function inversionSteps(pool: WorkerPool | undefined, teacher: SerializedModel, config: InversionBatchConfig, steps: number, warmup: number): Promise<StepTiming> {
+function inversionSteps(pool: WorkerPool | undefined, teacher: SerializedModel, config: InversionBatchConfig): Timed {
   const workers = pool?.size ?? 1;
   let seed = 1;
-  const round = async () => {
+  const step = async () => {
     const jobs = Array.from({ length: workers }, () => inversionJob(teacher, seed++, config));
     if (pool === undefined) await runJobHere(jobs[0]);
     else await pool.runInWorkers(jobs);
   };
-  const timing = await timeSteps(round, steps, warmup);
-  const perStep = (ms: number) => ms / config.iterations;
-  return { ...timing, medianMs: perStep(timing.medianMs), minMs: perStep(timing.minMs), allMs: timing.allMs.map(perStep) };
+  return { step, batchesPerStep: workers, perStep: config.iterations, dispose: async () => undefined };
 }
 
-async function throughput(pool: WorkerPool | undefined, runner: Runner, teacher: SerializedModel, batches: number, config: InversionBatchConfig): Promise<ThroughputResult> {
-  const jobs = Array.from({ length: batches }, (_, b) => inversionJob(teacher, 1000 + b, config));
-  // Warm-up: one short job per thread (loads and caches the teacher, compiles kernels).
-  const warm = inversionJob(teacher, 1, { ...config, iterations: 1 });
-  if (pool === undefined) await runJobHere(warm);
-  else await pool.runInWorkers(Array.from({ length: pool.size }, () => warm));
+/**
+ * Times every runner's step in turn (main, 1 worker, 2 workers, main, ...) so that load from other
+ * processes, which comes and goes, falls on all of them alike; medians per runner.
+ */
+async function interleaved(runners: [Runner, Timed][], steps: number, warmup: number): Promise<Map<Runner, StepTiming>> {
+  for (let i = 0; i < warmup; i++) for (const [, t] of runners) await t.step();
+  const all = new Map<Runner, number[]>(runners.map(([r]) => [r, []]));
+  for (let i = 0; i < steps; i++) {
+    for (const [runner, t] of runners) {
+      const start = performance.now();
+      await t.step();
+      all.get(runner)!.push((performance.now() - start) / t.perStep);
+    }
+  }
+  return new Map(
+    runners.map(([runner]) => {
+      const ms = all.get(runner)!;
+      return [runner, { medianMs: median(ms), minMs: Math.min(...ms), steps, warmup, allMs: ms }];
+    }),
+  );
+}
+
+async function throughput(pool: WorkerPool | undefined, runner: Runner, teacher: SerializedModel, batches: number, config: InversionBatchConfig, round: number): Promise<ThroughputResult> {
+  const jobs = Array.from({ length: batches }, (_, b) => inversionJob(teacher, 1000 * round + b, config));
   const start = performance.now();
   if (pool === undefined) for (const job of jobs) await runJobHere(job);
   else await pool.runInWorkers(jobs);
@@ -157,17 +187,19 @@ async function main(): Promise<void> {
     .option('--warmup <n>', 'untimed steps before timing', '2')
     .option('--round <n>', 'inversion iterations per timed round', '5')
     .option('--iterations <n>', 'iterations per synthesis batch (throughput)', '20')
-    .option('--batches <n>', 'synthesis batches (throughput)', '4')
+    .option('--batches <n>', 'synthesis batches per round (throughput)', '4')
+    .option('--rounds <n>', 'synthesis rounds (runners alternate within a round)', '2')
     .option('--bn-weight <x>', 'weight of the BN-statistics loss', '1')
     .option('--lr <x>', 'Adam learning rate on the pixels', '0.05')
     .option('--no-torch', 'skip PyTorch')
     .option('--seed <n>', 'seed of weights and data', '0')
     .parse()
-    .opts<{ steps: string; warmup: string; round: string; iterations: string; batches: string; bnWeight: string; lr: string; torch: boolean; seed: string }>();
+    .opts<{ steps: string; warmup: string; round: string; iterations: string; batches: string; rounds: string; bnWeight: string; lr: string; torch: boolean; seed: string }>();
   const steps = Number(options.steps);
   const warmup = Number(options.warmup);
   const seed = Number(options.seed);
   const batches = Number(options.batches);
+  const rounds = Number(options.rounds);
   const stepConfig: InversionBatchConfig = { iterations: Number(options.round), learningRate: Number(options.lr), bnWeight: Number(options.bnWeight) };
   const synthConfig: InversionBatchConfig = { ...stepConfig, iterations: Number(options.iterations) };
   const loadBefore = machineInfo().loadAverage;
@@ -181,37 +213,46 @@ async function main(): Promise<void> {
 
   const stepResults: StepResult[] = [];
   const synthesis: ThroughputResult[] = [];
-  const record = (work: StepResult['work'], runner: Runner, batchesPerStep: number, timing: StepTiming) =>
-    stepResults.push({ work, runner, batchesPerStep, timing, msPerBatchStep: timing.medianMs / batchesPerStep });
-
-  log('main thread: train, inversion, synthesis');
-  record('train', 'main thread', 1, await trainMainThread(batch, seed, steps, warmup));
-  record('inversion', 'main thread', 1, await inversionSteps(undefined, teacher, stepConfig, steps, 1));
-  synthesis.push(await throughput(undefined, 'main thread', teacher, batches, synthConfig));
-
-  for (const size of [1, 2]) {
-    const runner: Runner = size === 1 ? '1 worker' : '2 workers';
-    const pool = await WorkerPool.start({ size, backend: 'wasm' });
-    try {
-      log(`${runner}: train, inversion, synthesis`);
-      record('train', runner, 1, await trainInPool(pool, batch, seed, steps, warmup));
-      record('inversion', runner, size, await inversionSteps(pool, teacher, stepConfig, steps, 1));
-      synthesis.push(await throughput(pool, runner, teacher, batches, synthConfig));
-    } finally {
-      await pool.close();
+  const pools = new Map<Runner, WorkerPool | undefined>([['main thread', undefined]]);
+  try {
+    pools.set('1 worker', await WorkerPool.start({ size: 1, backend: 'wasm' }));
+    pools.set('2 workers', await WorkerPool.start({ size: 2, backend: 'wasm' }));
+    const runnerNames = [...pools.keys()];
+    for (const work of ['train', 'inversion'] as const) {
+      log(`${work}: ${runnerNames.join(', ')} interleaved, ${warmup} warm-up + ${steps} timed steps each`);
+      const timed: [Runner, Timed][] = [];
+      for (const [runner, pool] of pools) {
+        if (work === 'train') timed.push([runner, pool === undefined ? trainMainThread(batch, seed) : await trainInPool(pool, batch, seed)]);
+        else timed.push([runner, inversionSteps(pool, teacher, stepConfig)]);
+      }
+      try {
+        const timings = await interleaved(timed, steps, work === 'train' ? warmup : 1);
+        for (const [runner, t] of timed) {
+          const timing = timings.get(runner)!;
+          stepResults.push({ work, runner, batchesPerStep: t.batchesPerStep, timing, msPerBatchStep: timing.medianMs / t.batchesPerStep });
+        }
+      } finally {
+        for (const [, t] of timed) await t.dispose();
+      }
     }
+    for (let round = 1; round <= rounds; round++) {
+      log(`synthesis round ${round}/${rounds}: ${batches} batches × ${synthConfig.iterations} iterations per runner`);
+      for (const [runner, pool] of pools) synthesis.push(await throughput(pool, runner, teacher, batches, synthConfig, round));
+      if (options.torch && torchAvailable()) {
+        for (const t of [1, 2]) {
+          const r = python('synthesis.py', ['--threads', String(t), '--batch', String(BATCH), '--batches', String(batches), '--iterations', String(synthConfig.iterations), '--lr', String(synthConfig.learningRate), '--bn-weight', String(synthConfig.bnWeight), '--seed', String(seed + round)], t);
+          synthesis.push({ runner: `PyTorch ${t}t`, batches, iterations: synthConfig.iterations, wallS: r.wallS, imagesPerSecond: r.imagesPerSecond });
+        }
+      }
+    }
+  } finally {
+    for (const pool of pools.values()) await pool?.close();
   }
 
-  const torch: { backend?: any; synthesis: any[] } = { synthesis: [] };
+  const torch: { backend?: any } = {};
   if (options.torch && torchAvailable()) {
     log('PyTorch: training and inversion steps (bench/torch/backend.py), 1 and 2 threads');
     torch.backend = [1, 2].map((t) => python('backend.py', ['--threads', String(t), '--steps', String(steps), '--warmup', String(warmup), '--seed', String(seed), '--models', 'lenet5-bn'], t));
-    for (const t of [1, 2]) {
-      log(`PyTorch synthesis loop, ${t} thread(s)`);
-      const r = python('synthesis.py', ['--threads', String(t), '--batch', String(BATCH), '--batches', String(batches), '--iterations', String(synthConfig.iterations), '--lr', String(synthConfig.learningRate), '--bn-weight', String(synthConfig.bnWeight), '--seed', String(seed)], t);
-      torch.synthesis.push(r);
-      synthesis.push({ runner: `PyTorch ${t}t`, batches, iterations: synthConfig.iterations, wallS: r.wallS, imagesPerSecond: r.imagesPerSecond });
-    }
   } else if (options.torch) {
     log('PyTorch not importable by /usr/bin/python3; tfjs only');
   }
@@ -243,17 +284,28 @@ async function main(): Promise<void> {
     stepRows,
     [0, 0, 0, 0, 0, 1, 1, 2],
   );
-  const torchRates = synthesis.filter((s) => s.runner.startsWith('PyTorch')).map((s) => s.imagesPerSecond);
+  const synthRunners = [...new Set(synthesis.map((r) => r.runner))];
+  const synthMedian = synthRunners.map((runner) => {
+    const runs = synthesis.filter((r) => r.runner === runner);
+    return { runner, rounds: runs.length, wallS: median(runs.map((r) => r.wallS)), imagesPerSecond: median(runs.map((r) => r.imagesPerSecond)) };
+  });
+  const torchRates = synthMedian.filter((s) => s.runner.startsWith('PyTorch')).map((s) => s.imagesPerSecond);
   const bestTorchRate = torchRates.length > 0 ? Math.max(...torchRates) : undefined;
-  const synthHeaders = ['runner', 'batches × iterations', 'wall s', 'images/s', 'ratio to faster PyTorch'];
-  const synthRows: Cell[][] = synthesis.map((s) => [s.runner, `${s.batches} × ${s.iterations}`, s.wallS, s.imagesPerSecond, bestTorchRate === undefined ? undefined : s.imagesPerSecond / bestTorchRate]);
-  printTable(`synthesis throughput: batches of ${BATCH}, ${synthConfig.iterations} iterations each (images finished per second; ratio above 1 = faster than PyTorch)`, synthHeaders, synthRows, [0, 0, 1, 1, 2]);
+  const synthHeaders = ['runner', 'rounds', 'wall s (median)', 'images/s (median)', 'ratio to faster PyTorch'];
+  const synthRows: Cell[][] = synthMedian.map((s) => [s.runner, s.rounds, s.wallS, s.imagesPerSecond, bestTorchRate === undefined ? undefined : s.imagesPerSecond / bestTorchRate]);
+  printTable(
+    `synthesis throughput: ${batches} batches of ${BATCH}, ${synthConfig.iterations} iterations each, per round; runners alternate within each round ` +
+      '(images finished per second; ratio above 1 = faster than PyTorch)',
+    synthHeaders,
+    synthRows,
+    [0, 0, 1, 1, 2],
+  );
   const loadAfter = machineInfo().loadAverage;
   log(`load average before ${loadBefore.join(' ')}, after ${loadAfter.join(' ')} (2 cores: above ~0.5 other work competes with these timings)`);
 
-  const target = writeBenchResults('parallel', seed, { steps: stepResults, synthesis, torch }, {
+  const target = writeBenchResults('parallel', seed, { steps: stepResults, synthesis, synthesisMedians: synthMedian, torch }, {
     backend,
-    settings: { steps, warmup, batch: BATCH, inversionRound: stepConfig, synthesis: synthConfig, batches },
+    settings: { steps, warmup, batch: BATCH, inversionRound: stepConfig, synthesis: synthConfig, batches, rounds },
     loadAverageBefore: loadBefore,
     tables: { steps: { headers: stepHeaders, rows: stepRows }, synthesis: { headers: synthHeaders, rows: synthRows } },
   });
