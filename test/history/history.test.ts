@@ -28,7 +28,7 @@ const KD = (temperature: number) => [
 const KINDS = ['synthesis', 'distillation'];
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
-async function seed(project: string, name: string, stages = KD(4), runSpecs: Array<{ seed: number; status?: string; metrics?: any; at: number }>) {
+async function seed(project: string, name: string, stages: Array<{ plugin: string; config: Record<string, unknown> }> = KD(4), runSpecs: Array<{ seed: number; status?: string; metrics?: any; at: number }>) {
   const { pipelineId, runIds } = await seedPipeline(server.app.dataSource, {
     projectId: project,
     name,
@@ -329,7 +329,7 @@ describe('images over HTTP', () => {
     expect((await get(`/artifacts/${visibleImage}`, 'cdk_not-a-real-token')).status).toBe(401);
     const forbidden = await get(`/artifacts/${privateImage}`, vision);
     expect(forbidden.status).toBe(403);
-    expect((await forbidden.json()).error.code).toBe('FORBIDDEN');
+    expect(((await forbidden.json()) as any).error.code).toBe('FORBIDDEN');
     expect((await get(`/artifacts/${privateImage}`, audio)).status).toBe(200);
     expect((await get('/artifacts/00000000-0000-4000-8000-000000000000', vision)).status).toBe(404);
     expect((await get('/artifacts/..%2F..%2Fetc%2Fpasswd', vision)).status).toBe(404);

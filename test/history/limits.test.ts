@@ -72,7 +72,7 @@ test('too many tokens are refused at parse time', async () => {
 test('batched operations (an array body) are refused with BATCHING_NOT_SUPPORTED', async () => {
   const response = await post('/graphql', JSON.stringify([{ query: '{ me { id } }' }, { query: '{ me { name } }' }]));
   expect(response.status).toBe(400);
-  expect(codes(await response.json())).toEqual(['BATCHING_NOT_SUPPORTED']);
+  expect(codes((await response.json()) as any)).toEqual(['BATCHING_NOT_SUPPORTED']);
 });
 
 test('bodies over 1 MB at /graphql get 413 PAYLOAD_TOO_LARGE; uploads pass at /graphql/upload, which takes nothing else', async () => {
@@ -83,17 +83,17 @@ test('bodies over 1 MB at /graphql get 413 PAYLOAD_TOO_LARGE; uploads pass at /g
   });
   const refused = await post('/graphql', upload);
   expect(refused.status).toBe(413);
-  const body = await refused.json();
+  const body = (await refused.json()) as any;
   expect(codes(body)).toEqual(['PAYLOAD_TOO_LARGE']);
   expect(body.errors[0].message).toMatch(/\/graphql\/upload/);
 
   // The same body reaches the resolver at the upload endpoint (which then reports the unknown project).
   const accepted = await post('/graphql/upload', upload);
-  expect(codes(await accepted.json())).toEqual(['NOT_FOUND']);
+  expect(codes((await accepted.json()) as any)).toEqual(['NOT_FOUND']);
 
   const other = await post('/graphql/upload', JSON.stringify({ query: '{ me { id } }' }));
   expect(other.status).toBe(400);
-  expect(codes(await other.json())).toEqual(['BAD_REQUEST']);
+  expect(codes((await other.json()) as any)).toEqual(['BAD_REQUEST']);
 });
 
 test('list fields are capped: runHistory pages hold at most 100 runs', async () => {

@@ -86,7 +86,7 @@ export class ArtifactStore {
   }
 
   /** Inserts the row unless (kind, hash) is already recorded; returns the stored row either way. */
-  private async record(values: Omit<Artifact, 'id' | 'createdAt' | 'runId'>, options: PutOptions): Promise<Artifact> {
+  private async record(values: Omit<Artifact, 'id' | 'createdAt' | 'runId' | 'stageIndex'>, options: PutOptions): Promise<Artifact> {
     const manager = options.manager ?? this.dataSource.manager;
     await manager
       .createQueryBuilder()

@@ -39,6 +39,10 @@ export class Artifact {
   @Column({ name: 'run_id', type: 'uuid', nullable: true })
   runId!: string | null;
 
+  /** The stage of `runId` that made it, when known. */
+  @Column({ name: 'stage_index', type: 'integer', nullable: true })
+  stageIndex!: number | null;
+
   @Field()
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

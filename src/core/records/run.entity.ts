@@ -76,6 +76,29 @@ export class Run {
   @Column({ name: 'created_by_id', type: 'uuid', nullable: true })
   createdById!: string | null;
 
+  /** Pipeline signature (hash) and its readable form; filled by the history service on first read. */
+  @Column({ type: 'text', nullable: true })
+  signature!: string | null;
+
+  @Column({ name: 'signature_text', type: 'text', nullable: true })
+  signatureText!: string | null;
+
+  /** Numeric copies of final metrics, written by a database trigger from `final_metrics`, for ranking queries. */
+  @Column({ name: 'metric_top1', type: 'double precision', nullable: true, insert: false, update: false, select: false })
+  metricTop1!: number | null;
+
+  @Column({ name: 'metric_params', type: 'double precision', nullable: true, insert: false, update: false, select: false })
+  metricParams!: number | null;
+
+  @Column({ name: 'metric_macs', type: 'double precision', nullable: true, insert: false, update: false, select: false })
+  metricMacs!: number | null;
+
+  @Column({ name: 'metric_bytes', type: 'double precision', nullable: true, insert: false, update: false, select: false })
+  metricBytes!: number | null;
+
+  @Column({ name: 'metric_latency_ms', type: 'double precision', nullable: true, insert: false, update: false, select: false })
+  metricLatencyMs!: number | null;
+
   @Field()
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
