@@ -1,5 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { parse, validate, type GraphQLSchema } from 'graphql';
 import {
   GraphQLError,
   Kind,
@@ -137,6 +138,29 @@ export function limitsFormatError(base: (formatted: GraphQLFormattedError, error
 
 function refusal(status: number, code: string, message: string) {
   return { status, body: { errors: [{ message, extensions: { code } }] } };
+}
+
+/**
+ * Runs the limit rules before authentication and execution, so a refused query costs no database
+ * round trip (the token lookup) and does not queue behind other work. Unparseable queries pass on
+ * to Apollo, which reports the syntax error.
+ */
+export function refuseOverLimitQueries(schema: GraphQLSchema): RequestHandler {
+  return (req, res, next) => {
+    const query = (req.body as { query?: unknown } | undefined)?.query;
+    if (typeof query !== 'string') return next();
+    let document;
+    try {
+      document = parse(query, { maxTokens: QUERY_LIMITS.maxTokens });
+    } catch {
+      return next();
+    }
+    const errors = validate(schema, document, LIMIT_RULES);
+    if (errors.length === 0) return next();
+    res.status(400).json({
+      errors: errors.map((e) => ({ message: e.message, locations: e.locations, extensions: { code: e.extensions.limit, max: e.extensions.max } })),
+    });
+  };
 }
 
 /** Array bodies (batched operations) are refused: one operation per request. */

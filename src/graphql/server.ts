@@ -14,7 +14,7 @@ import { createFormatError } from './error-mapper';
 import { RESOLVERS } from './resolvers';
 import { attachSubscriptionServer, NO_TOPIC_PUBSUB } from './subscriptions';
 import { artifactRoutes } from './artifact-routes';
-import { bodyErrorHandler, LIMIT_RULES, limitsFormatError, markEndpoint, QUERY_LIMITS, refuseBatches, UPLOAD_PATH, uploadEndpointPlugin } from './limits';
+import { bodyErrorHandler, LIMIT_RULES, limitsFormatError, markEndpoint, QUERY_LIMITS, refuseBatches, refuseOverLimitQueries, UPLOAD_PATH, uploadEndpointPlugin } from './limits';
 
 /** Largest request body at /graphql; model uploads (base64 weights) go to UPLOAD_PATH (see limits.ts). */
 export const BODY_LIMIT = QUERY_LIMITS.bodyLimit;
@@ -63,9 +63,10 @@ export async function startGraphQLServer(appContainer: DependencyContainer, port
   });
   app.use(artifactRoutes(appContainer, log));
   const graphqlContext = createContextFunction(appContainer.resolve(AuthService));
+  const limits = refuseOverLimitQueries(schema);
   // Before GRAPHQL_PATH, which would also match this path as a prefix.
-  app.use(UPLOAD_PATH, markEndpoint('upload'), express.json({ limit: QUERY_LIMITS.uploadBodyLimit }), refuseBatches, expressMiddleware(apollo, { context: graphqlContext }));
-  app.use(GRAPHQL_PATH, markEndpoint('graphql'), express.json({ limit: BODY_LIMIT }), refuseBatches, expressMiddleware(apollo, { context: graphqlContext }));
+  app.use(UPLOAD_PATH, markEndpoint('upload'), express.json({ limit: QUERY_LIMITS.uploadBodyLimit }), refuseBatches, limits, expressMiddleware(apollo, { context: graphqlContext }));
+  app.use(GRAPHQL_PATH, markEndpoint('graphql'), express.json({ limit: BODY_LIMIT }), refuseBatches, limits, expressMiddleware(apollo, { context: graphqlContext }));
   app.use(bodyErrorHandler);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
