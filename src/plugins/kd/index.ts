@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { ARCHITECTURES, ModelSpecError, modelInputShape, modelNumClasses, validateModelSpec, type ModelHandle, type ModelSpec } from '../../core/models/model-spec';
+import { ARCHITECTURES, modelInputShape, type ModelHandle, type ModelSpec } from '../../core/models/model-spec';
 import { buildModel } from '../../core/models/zoo';
 import {
   PluginInputError,
@@ -14,6 +14,7 @@ import { kdLoss } from '../../core/plugins/losses';
 import { SeededRandom } from '../../core/random';
 import { trainClassifier, type TrainSummary } from '../../core/training/trainer';
 import { yieldToEventLoop } from '../../core/event-loop';
+import { studentSpecFrom } from '../../core/plugins/student-spec';
 
 export { kdLoss } from '../../core/plugins/losses';
 
@@ -44,27 +45,7 @@ export type KdConfig = z.infer<typeof kdConfigSchema>;
 
 /** The student's spec: the teacher's spec (or its shapes) with the config's architecture, width and depth. */
 export function studentSpec(teacher: ModelHandle, student: KdConfig['student']): ModelSpec {
-  const architecture = student.architecture ?? teacher.spec?.architecture;
-  if (!architecture) {
-    throw new PluginInputError(
-      `teacher ${teacher.name} was imported without a zoo spec, so kd cannot copy its architecture; set student.architecture to one of ${ARCHITECTURES.join(', ')}`,
-    );
-  }
-  // A depth means different things in different architectures: only inherit it for the same one.
-  const depth = student.depth ?? (architecture === teacher.spec?.architecture ? teacher.spec.depth : undefined);
-  const spec: ModelSpec = {
-    architecture,
-    inputShape: teacher.spec?.inputShape ?? modelInputShape(teacher),
-    numClasses: teacher.spec?.numClasses ?? modelNumClasses(teacher),
-    width: student.width,
-  };
-  if (depth !== undefined) spec.depth = depth;
-  try {
-    return validateModelSpec(spec);
-  } catch (err) {
-    if (err instanceof ModelSpecError) throw new PluginInputError(`student spec is invalid: ${err.message}`);
-    throw err;
-  }
+  return studentSpecFrom(teacher, student, 'kd');
 }
 
 /** Teacher logits for every image, in inference mode, batch by batch. */
