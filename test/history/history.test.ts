@@ -25,7 +25,6 @@ const KD = (temperature: number) => [
   { plugin: 'noise', config: { count: 64 } },
   { plugin: 'kd', config: { epochs: 1, batchSize: 64, temperature } },
 ];
-const KINDS = ['synthesis', 'distillation'];
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 async function seed(project: string, name: string, stages: Array<{ plugin: string; config: Record<string, unknown> }> = KD(4), runSpecs: Array<{ seed: number; status?: string; metrics?: any; at: number }>) {
