@@ -45,6 +45,8 @@ interface StepResult {
   /** Independent batches advanced by one step (inversion on 2 workers: 2). */
   batchesPerStep: number;
   timing: StepTiming;
+  /** Median over steps of (CPU time of this process) / (wall time): the cores the runner really got. */
+  coresUsed: number;
   /** Wall ms of one step divided by the batches it advanced. */
   msPerBatchStep: number;
 }
@@ -55,6 +57,8 @@ interface ThroughputResult {
   iterations: number;
   wallS: number;
   imagesPerSecond: number;
+  /** CPU time of this process over wall time (Condense runners only). */
+  coresUsed?: number;
 }
 
 function log(message: string): void {
@@ -136,31 +140,46 @@ function inversionSteps(pool: WorkerPool | undefined, teacher: SerializedModel, 
  * Times every runner's step in turn (main, 1 worker, 2 workers, main, ...) so that load from other
  * processes, which comes and goes, falls on all of them alike; medians per runner.
  */
-async function interleaved(runners: [Runner, Timed][], steps: number, warmup: number): Promise<Map<Runner, StepTiming>> {
+async function interleaved(runners: [Runner, Timed][], steps: number, warmup: number): Promise<Map<Runner, StepTiming & { coresUsed: number }>> {
   for (let i = 0; i < warmup; i++) for (const [, t] of runners) await t.step();
   const all = new Map<Runner, number[]>(runners.map(([r]) => [r, []]));
+  const cores = new Map<Runner, number[]>(runners.map(([r]) => [r, []]));
   for (let i = 0; i < steps; i++) {
     for (const [runner, t] of runners) {
+      const cpu = process.cpuUsage();
       const start = performance.now();
       await t.step();
-      all.get(runner)!.push((performance.now() - start) / t.perStep);
+      const wall = performance.now() - start;
+      all.get(runner)!.push(wall / t.perStep);
+      cores.get(runner)!.push(cpuMs(cpu) / wall);
     }
   }
   return new Map(
     runners.map(([runner]) => {
       const ms = all.get(runner)!;
-      return [runner, { medianMs: median(ms), minMs: Math.min(...ms), steps, warmup, allMs: ms }];
+      return [runner, { medianMs: median(ms), minMs: Math.min(...ms), steps, warmup, allMs: ms, coresUsed: median(cores.get(runner)!) }];
     }),
   );
 }
 
+/**
+ * CPU ms this process (main thread and its workers) used since `since`. Over wall time it says how
+ * many cores the runner actually got: 2 workers on a machine where another process holds a core get
+ * about 1, and then cannot be faster than 1 worker.
+ */
+function cpuMs(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
 async function throughput(pool: WorkerPool | undefined, runner: Runner, teacher: SerializedModel, batches: number, config: InversionBatchConfig, round: number): Promise<ThroughputResult> {
   const jobs = Array.from({ length: batches }, (_, b) => inversionJob(teacher, 1000 * round + b, config));
+  const cpu = process.cpuUsage();
   const start = performance.now();
   if (pool === undefined) for (const job of jobs) await runJobHere(job);
   else await pool.runInWorkers(jobs);
-  const wallS = (performance.now() - start) / 1000;
-  return { runner, batches, iterations: config.iterations, wallS, imagesPerSecond: (batches * BATCH) / wallS };
+  const wallMs = performance.now() - start;
+  return { runner, batches, iterations: config.iterations, wallS: wallMs / 1000, imagesPerSecond: (batches * BATCH * 1000) / wallMs, coresUsed: cpuMs(cpu) / wallMs };
 }
 
 function python(script: string, args: string[], threads: number): any {
@@ -229,7 +248,7 @@ async function main(): Promise<void> {
         const timings = await interleaved(timed, steps, work === 'train' ? warmup : 1);
         for (const [runner, t] of timed) {
           const timing = timings.get(runner)!;
-          stepResults.push({ work, runner, batchesPerStep: t.batchesPerStep, timing, msPerBatchStep: timing.medianMs / t.batchesPerStep });
+          stepResults.push({ work, runner, batchesPerStep: t.batchesPerStep, timing, coresUsed: timing.coresUsed, msPerBatchStep: timing.medianMs / t.batchesPerStep });
         }
       } finally {
         for (const [, t] of timed) await t.dispose();
@@ -263,12 +282,13 @@ async function main(): Promise<void> {
     const times = [torchStepMs(1, work), torchStepMs(2, work)].filter((t): t is number => t !== undefined);
     return times.length > 0 ? Math.min(...times) : undefined;
   };
-  const stepHeaders = ['work (LeNet-5-BN, batch 256)', 'runner', 'batches per step', 'ms/step (median)', 'ms per batch-step', 'PyTorch 1t ms', 'PyTorch 2t ms', 'ratio to faster PyTorch'];
+  const stepHeaders = ['work (LeNet-5-BN, batch 256)', 'runner', 'cores used', 'batches per step', 'ms/step (median)', 'ms per batch-step', 'PyTorch 1t ms', 'PyTorch 2t ms', 'ratio to faster PyTorch'];
   const stepRows: Cell[][] = stepResults.map((r) => {
     const best = fasterTorch(r.work);
     return [
       r.work === 'train' ? 'training step (SGD)' : 'inversion step (CE + BN stats)',
       r.runner,
+      r.coresUsed,
       r.batchesPerStep,
       r.timing.medianMs,
       r.msPerBatchStep,
@@ -282,23 +302,24 @@ async function main(): Promise<void> {
       'PyTorch: bench/torch/backend.py (its inversion step is plain gradient descent on the pixels, ours Adam)',
     stepHeaders,
     stepRows,
-    [0, 0, 0, 0, 0, 1, 1, 2],
+    [0, 0, 2, 0, 0, 0, 1, 1, 2],
   );
   const synthRunners = [...new Set(synthesis.map((r) => r.runner))];
   const synthMedian = synthRunners.map((runner) => {
     const runs = synthesis.filter((r) => r.runner === runner);
-    return { runner, rounds: runs.length, wallS: median(runs.map((r) => r.wallS)), imagesPerSecond: median(runs.map((r) => r.imagesPerSecond)) };
+    const cores = runs.flatMap((r) => (r.coresUsed === undefined ? [] : [r.coresUsed]));
+    return { runner, rounds: runs.length, wallS: median(runs.map((r) => r.wallS)), imagesPerSecond: median(runs.map((r) => r.imagesPerSecond)), coresUsed: cores.length > 0 ? median(cores) : undefined };
   });
   const torchRates = synthMedian.filter((s) => s.runner.startsWith('PyTorch')).map((s) => s.imagesPerSecond);
   const bestTorchRate = torchRates.length > 0 ? Math.max(...torchRates) : undefined;
-  const synthHeaders = ['runner', 'rounds', 'wall s (median)', 'images/s (median)', 'ratio to faster PyTorch'];
-  const synthRows: Cell[][] = synthMedian.map((s) => [s.runner, s.rounds, s.wallS, s.imagesPerSecond, bestTorchRate === undefined ? undefined : s.imagesPerSecond / bestTorchRate]);
+  const synthHeaders = ['runner', 'rounds', 'cores used', 'wall s (median)', 'images/s (median)', 'ratio to faster PyTorch'];
+  const synthRows: Cell[][] = synthMedian.map((s) => [s.runner, s.rounds, s.coresUsed, s.wallS, s.imagesPerSecond, bestTorchRate === undefined ? undefined : s.imagesPerSecond / bestTorchRate]);
   printTable(
     `synthesis throughput: ${batches} batches of ${BATCH}, ${synthConfig.iterations} iterations each, per round; runners alternate within each round ` +
       '(images finished per second; ratio above 1 = faster than PyTorch)',
     synthHeaders,
     synthRows,
-    [0, 0, 1, 1, 2],
+    [0, 0, 2, 1, 1, 2],
   );
   const loadAfter = machineInfo().loadAverage;
   log(`load average before ${loadBefore.join(' ')}, after ${loadAfter.join(' ')} (2 cores: above ~0.5 other work competes with these timings)`);
