@@ -69,7 +69,7 @@ async function main() {
                    'latencyBackend', 'wasm', 'latencyBatchSize', 1,
                    'stageWallMs', jsonb_build_array(jsonb_build_object('stage',0,'plugin','noise','wallMs',100), jsonb_build_object('stage',1,'plugin','kd','wallMs',2000))) END,
               now() - (i || ' seconds')::interval, 'wasm'
-         FROM generate_series(1, ${RUNS}) i
+         FROM generate_series(1::bigint, ${RUNS}) i
          JOIN LATERAL (SELECT id, project_id, name, stages FROM pipelines ORDER BY id OFFSET (i % (SELECT count(*) FROM pipelines)) LIMIT 1) pl ON true`,
     );
     const perRun = Math.max(1, Math.floor(POINTS / RUNS));
