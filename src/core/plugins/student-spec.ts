@@ -1,5 +1,17 @@
 import { ARCHITECTURES, ModelSpecError, modelInputShape, modelNumClasses, validateModelSpec, type Architecture, type ModelHandle, type ModelSpec } from '../models/model-spec';
+import { z } from 'zod';
 import { PluginInputError } from './contracts';
+
+/** The `student` part of a distillation config: overrides of the teacher's spec, with a default width. */
+export function studentOverridesSchema(defaultWidth: number) {
+  return z
+    .strictObject({
+      architecture: z.enum(ARCHITECTURES).optional().describe("Student architecture; defaults to the teacher's (required when the teacher was imported without a spec)"),
+      width: z.number().gt(0).max(16).default(defaultWidth).describe('Channel-width multiplier of the student'),
+      depth: z.number().int().min(1).max(1000).optional().describe("Student depth (ResNet 6n+2, VGG blocks); defaults to the teacher's for the same architecture"),
+    })
+    .default({ width: defaultWidth });
+}
 
 /** Overrides a distillation config gives for its student. */
 export interface StudentOverrides {

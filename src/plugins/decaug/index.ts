@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { ARCHITECTURES, modelInputShape } from '../../core/models/model-spec';
+import { modelInputShape } from '../../core/models/model-spec';
 import {
   PluginInputError,
   type DistillationInput,
@@ -9,7 +9,7 @@ import {
   type StageContext,
 } from '../../core/plugins/contracts';
 import { softenedKlDivergence } from '../../core/plugins/losses';
-import { studentSpecFrom } from '../../core/plugins/student-spec';
+import { studentOverridesSchema, studentSpecFrom } from '../../core/plugins/student-spec';
 import { SeededRandom } from '../../core/random';
 import { crossEntropy, trainClassifier } from '../../core/training/trainer';
 import { augmentContextFeature, crossEntropyInputGradient, gradientOrthogonality } from './losses';
@@ -19,13 +19,7 @@ export * from './losses';
 export { buildDecAugNet, denseKernel, type DecAugNet } from './model';
 
 export const decAugConfigSchema = z.strictObject({
-  student: z
-    .strictObject({
-      architecture: z.enum(ARCHITECTURES).optional().describe("Backbone architecture; defaults to the teacher's"),
-      width: z.number().gt(0).max(16).default(1).describe('Channel-width multiplier of the backbone'),
-      depth: z.number().int().min(1).max(1000).optional().describe("Backbone depth; defaults to the teacher's for the same architecture"),
-    })
-    .default({ width: 1 }),
+  student: studentOverridesSchema(1),
   branchUnits: z.number().int().min(1).max(4096).default(64).describe('Width of the (linear) category and context branches'),
   numContexts: z.number().int().min(2).max(100000).optional().describe('Number of context labels; default: the largest context label in the data + 1'),
   categoryWeight: z.number().min(0).max(100).default(0.01).describe('balance1: weight of the category-branch cross-entropy'),

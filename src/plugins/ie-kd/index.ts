@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { ARCHITECTURES, modelInputShape, type ModelHandle } from '../../core/models/model-spec';
+import { modelInputShape, type ModelHandle } from '../../core/models/model-spec';
 import { buildModel } from '../../core/models/zoo';
 import {
   PluginInputError,
@@ -9,7 +9,7 @@ import {
   type DistillationPlugin,
   type StageContext,
 } from '../../core/plugins/contracts';
-import { studentSpecFrom } from '../../core/plugins/student-spec';
+import { studentOverridesSchema, studentSpecFrom } from '../../core/plugins/student-spec';
 import { SeededRandom } from '../../core/random';
 import { trainableParams } from '../../core/training/optimizers';
 import { crossEntropy, trainClassifier } from '../../core/training/trainer';
@@ -28,13 +28,7 @@ const trainingSchema = z.strictObject({
 });
 
 export const ieKdConfigSchema = z.strictObject({
-  student: z
-    .strictObject({
-      architecture: z.enum(ARCHITECTURES).optional().describe("Student architecture; defaults to the teacher's"),
-      width: z.number().gt(0).max(16).default(0.5).describe('Channel-width multiplier of the student'),
-      depth: z.number().int().min(1).max(1000).optional().describe("Student depth; defaults to the teacher's for the same architecture"),
-    })
-    .default({ width: 0.5 }),
+  student: studentOverridesSchema(0.5),
   teacherLayer: z.string().min(1).optional().describe("Teacher layer whose output is factorised; default: the teacher's last feature map before global pooling/flatten"),
   studentLayer: z.string().min(1).optional().describe("Student layer mapped to the student's factor; default: its last feature map before global pooling/flatten"),
   factorChannels: z.number().int().min(2).max(1024).default(32).describe('Channels of the factors (auto-encoder bottleneck)'),

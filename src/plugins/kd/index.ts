@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { ARCHITECTURES, modelInputShape, type ModelHandle, type ModelSpec } from '../../core/models/model-spec';
+import { modelInputShape, type ModelHandle, type ModelSpec } from '../../core/models/model-spec';
 import { buildModel } from '../../core/models/zoo';
 import {
   PluginInputError,
@@ -14,18 +14,12 @@ import { kdLoss } from '../../core/plugins/losses';
 import { SeededRandom } from '../../core/random';
 import { trainClassifier, type TrainSummary } from '../../core/training/trainer';
 import { yieldToEventLoop } from '../../core/event-loop';
-import { studentSpecFrom } from '../../core/plugins/student-spec';
+import { studentOverridesSchema, studentSpecFrom } from '../../core/plugins/student-spec';
 
 export { kdLoss } from '../../core/plugins/losses';
 
 export const kdConfigSchema = z.strictObject({
-  student: z
-    .strictObject({
-      architecture: z.enum(ARCHITECTURES).optional().describe("Student architecture; defaults to the teacher's (required when the teacher was imported without a spec)"),
-      width: z.number().gt(0).max(16).default(0.5).describe('Channel-width multiplier of the student'),
-      depth: z.number().int().min(1).max(1000).optional().describe("Student depth (ResNet 6n+2, VGG blocks); defaults to the teacher's or the architecture's default"),
-    })
-    .default({ width: 0.5 }),
+  student: studentOverridesSchema(0.5),
   temperature: z.number().gt(0).max(100).default(4).describe('Softmax temperature T of the soft targets'),
   alpha: z.number().min(0).max(1).default(0.9).describe('Weight of the KD term (times T²); 1 − alpha weighs cross-entropy on the labels'),
   epochs: z.number().int().min(1).max(1000).default(10),
