@@ -13,6 +13,7 @@ import { ADMIN_TOKEN_FILE } from '../src/core/auth/auth.service';
 import { silentLogger } from '../src/core/logging/logger';
 import { writeBenchResults } from './support/results';
 import { printTable } from './support/table';
+import { HistoryService } from '../src/core/history/history.service';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 100_000);
 const POINTS = Number(process.env.BENCH_POINTS ?? 10_000_000);
@@ -77,6 +78,8 @@ async function main() {
       `INSERT INTO metric_points (run_id, stage_index, step, name, value)
        SELECT r.id, 1, s, 'loss', 2.0 / (1 + s) FROM runs r, generate_series(0, ${perRun - 1}) s`,
     );
+    // RunService writes each run's signature when it creates the run; rows inserted here get theirs now.
+    await app.container.resolve(HistoryService).ensureSignatures();
     await ds.query('ANALYZE');
     const fillSeconds = (Date.now() - fillStarted) / 1000;
     const [{ n: runCount }] = await ds.query(`SELECT count(*)::int AS n FROM runs`);

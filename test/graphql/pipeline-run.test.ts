@@ -87,6 +87,10 @@ test('noise → kd → magnitude runs through GraphQL and reports every stage an
   expect(run.teacherHash).toMatch(/^[0-9a-f]{64}$/);
   expect(run.dataHash).toMatch(/^[0-9a-f]{64}$/);
   expect(run.hardware.cpuCores).toBeGreaterThan(0);
+  // The pipeline signature is written with the run, not computed later by history queries.
+  const [stored] = await server.app.dataSource.query(`SELECT signature, signature_text FROM runs WHERE id = $1`, [run.id]);
+  expect(stored.signature).toMatch(/^[0-9a-f]{16,}$/);
+  expect(stored.signature_text).toMatch(/noise.*kd.*magnitude/);
 
   expect(run.stages.map((s: any) => [s.plugin, s.kind, s.status])).toEqual([
     ['noise', 'synthesis', 'succeeded'],

@@ -98,8 +98,8 @@ function checkList<T>(what: string, list: T[] | null | undefined): T[] | undefin
 /**
  * Run history across the projects a caller may read (its team's and those other teams share for
  * comparison), metric series downsampled in SQL, reruns and seed groups. Pipeline signatures are
- * stored on runs (`runs.signature`), computed here from the run's stored config the first time
- * a query needs them (runs are written by RunService, which does not know signatures).
+ * stored on runs (`runs.signature`) by RunService when a run is created; `ensureSignatures` fills in
+ * runs written without one (older rows), which costs one index probe when there are none.
  */
 @injectable()
 export class HistoryService {

@@ -22,6 +22,7 @@ import { RunStage } from '../records/run-stage.entity';
 import { Run } from '../records/run.entity';
 import { AbortReason, DEFAULT_CHECKPOINT_EVERY, RunExecutor } from './run-executor';
 import { ProgressHub, progressFromJson, type RunProgress, type RunProgressJson } from './run-progress';
+import { pipelineSignature, stagesOfRun } from '../history/signature';
 
 /** How long `cancelRun` waits for the executing worker to record the cancellation. */
 const CANCEL_WAIT_MS = 20_000;
@@ -114,6 +115,10 @@ export class RunService {
       enabledPlugins: await this.enablement.enabledNames(pipeline.projectId),
       hasDataset: !!pipeline.datasetId,
     });
+    const pluginVersions = Object.fromEntries(planned.map((s) => [s.plugin.name, s.plugin.version]));
+    const config = { name: pipeline.name, teacherModelId: pipeline.teacherModelId, datasetId: pipeline.datasetId, stages: pipeline.stages, checkpointEvery };
+    // The signature groups comparable runs; written now so history queries never compute it on the hot path.
+    const signature = pipelineSignature(stagesOfRun(config, pluginVersions, (plugin) => (this.registry.has(plugin) ? this.registry.get(plugin).kind : undefined)));
     return this.dataSource.transaction(async (manager) => {
       const saved = await manager.getRepository(Run).save(
         manager.getRepository(Run).create({
@@ -122,8 +127,10 @@ export class RunService {
           status: RunStatus.queued,
           seed,
           createdById: caller.member.id,
-          pluginVersions: Object.fromEntries(planned.map((s) => [s.plugin.name, s.plugin.version])),
-          config: { name: pipeline.name, teacherModelId: pipeline.teacherModelId, datasetId: pipeline.datasetId, stages: pipeline.stages, checkpointEvery },
+          pluginVersions,
+          config,
+          signature: signature.hash,
+          signatureText: signature.text,
         }),
       );
       const stageRepo = manager.getRepository(RunStage);
