@@ -17,7 +17,7 @@ import type { Run } from '../core/records/run.entity';
 import { Team } from '../core/records/team.entity';
 import { RunService } from '../core/runs/run.service';
 import type { PipelineFile } from './pipeline-file';
-import { formatTable } from './table';
+import { formatTable } from '../core/report/text-table';
 
 export interface RunCommandOutput {
   run: Run;
