@@ -12,12 +12,11 @@ import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { loadConfig } from '../src/core/config/config';
 import { loadBuiltinDataset } from '../src/core/data/builtin';
-import { selectImages, type ImageSet } from '../src/core/data/image-set';
+import { randomSubset } from '../src/core/data/image-set';
 import { silentLogger } from '../src/core/logging/logger';
 import type { ModelHandle, ModelSpec } from '../src/core/models/model-spec';
 import { buildModel } from '../src/core/models/zoo';
 import type { StageContext } from '../src/core/plugins/contracts';
-import { SeededRandom } from '../src/core/random';
 import { initTensorBackend } from '../src/core/tensors/backend';
 import { evaluateClassifier } from '../src/core/training/evaluator';
 import { trainClassifier } from '../src/core/training/trainer';
@@ -50,11 +49,6 @@ function context(seed: number): StageContext {
   };
 }
 
-/** A class-balanced-by-chance seeded subset of `count` training images (all when count ≥ size). */
-function subset(set: ImageSet, count: number, seed: number): ImageSet {
-  if (count >= set.count) return set;
-  return selectImages(set, new SeededRandom(seed).permutation(set.count).subarray(0, count));
-}
 
 async function main(): Promise<void> {
   const options = new Command()
@@ -79,7 +73,7 @@ async function main(): Promise<void> {
   log(`backend ${backend.name}`);
 
   const data = await loadBuiltinDataset('fashion-mnist', { dataDir: loadConfig().dataDir });
-  const test = subset(data.test, Number(options.test), 0);
+  const test = randomSubset(data.test, Number(options.test), 0);
   const teacherSpec: ModelSpec = { architecture: 'lenet5-bn', inputShape: [28, 28, 1], numClasses: 10, width: Number(options.teacherWidth) };
   const studentWidth = Number(options.studentWidth);
   const studentSpec: ModelSpec = { ...teacherSpec, width: studentWidth };
@@ -102,7 +96,7 @@ async function main(): Promise<void> {
 
   const results: Array<{ seed: number; teacherTop1: number } & Record<Method, number> & { seconds: Record<Method, number> }> = [];
   for (const seed of seeds) {
-    const train = subset(data.train, trainCount, seed);
+    const train = randomSubset(data.train, trainCount, seed);
     log(`seed ${seed}: teacher`);
     const teacherModel = buildModel(teacherSpec, seed);
     await trainClassifier(teacherModel, train, { epochs: setup.teacherEpochs, batchSize, optimizer: 'adam', learningRate, seed });

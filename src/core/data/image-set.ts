@@ -1,3 +1,5 @@
+import { SeededRandom } from '../random';
+
 /**
  * An in-memory labelled image set. Pixels are float32 in [0, 1], laid out N×H×W×C (NHWC),
  * which is what TF.js convolutions take.
@@ -48,4 +50,10 @@ export function selectImages(set: ImageSet, indices: ArrayLike<number>): ImageSe
     if (logits) logits.set(set.teacherLogits!.subarray(j * set.numClasses, (j + 1) * set.numClasses), i * set.numClasses);
   }
   return { images, labels, contexts, teacherLogits: logits, count: n, shape: set.shape, numClasses: set.numClasses };
+}
+
+/** A seeded random subset of `count` images (the set itself when `count` is at least its size). */
+export function randomSubset(set: ImageSet, count: number, seed: number): ImageSet {
+  if (count >= set.count) return set;
+  return selectImages(set, new SeededRandom(seed).permutation(set.count).subarray(0, count));
 }

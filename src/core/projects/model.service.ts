@@ -9,7 +9,7 @@ import type { Caller } from '../auth/auth.service';
 import { CONFIG, LOGGER } from '../app/tokens';
 import { parseId, parseName } from '../app/validation';
 import type { CondenseConfig } from '../config/config';
-import { selectImages, type LabelledDataset } from '../data/image-set';
+import { randomSubset } from '../data/image-set';
 import { isUniqueViolation } from '../db/pg-errors';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors';
 import type { Logger } from '../logging/logger';
@@ -17,7 +17,6 @@ import { countMacs, countParams } from '../models/model-metrics';
 import { loadModelDir, loadModelFromFiles, modelContentHash, ModelFormatError, saveModelDir, WEIGHTS_FILE } from '../models/model-files';
 import { modelInputShape, modelNumClasses, validateModelSpec, type ModelHandle, type ModelSpec } from '../models/model-spec';
 import { buildModel } from '../models/zoo';
-import { SeededRandom } from '../random';
 import { Artifact } from '../records/artifact.entity';
 import { ModelOrigin } from '../records/enums';
 import { ModelRecord } from '../records/model.entity';
@@ -174,7 +173,7 @@ export class ModelService {
       throw new InvalidInputError(`the model has ${spec.numClasses} classes but dataset "${record.name}" has ${record.numClasses}; leave numClasses out to take the dataset's`);
     }
     const dataset = await this.datasets.loadRecord(record);
-    const train = trainSubset(dataset, options.trainImages, options.seed);
+    const train = options.trainImages === undefined ? dataset.train : randomSubset(dataset.train, options.trainImages, options.seed);
 
     const handle: ModelHandle = { name: modelName, model: buildModel(spec, options.seed), spec };
     try {
@@ -303,11 +302,6 @@ function toModelSpec(input: ModelSpecInput): ModelSpec {
   return validateModelSpec(spec); // ModelSpecError names the bad field
 }
 
-function trainSubset(dataset: LabelledDataset, count: number | undefined, seed: number) {
-  if (count === undefined || count >= dataset.train.count) return dataset.train;
-  const order = new SeededRandom(seed).permutation(dataset.train.count).subarray(0, count);
-  return selectImages(dataset.train, order);
-}
 
 function decodeBase64(text: string): Buffer {
   const compact = text.replace(/\s+/g, '');
