@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { PNG } from 'pngjs';
 import { imageGridPng } from '../../src/core/images/image-grid';
 import { StageCancelledError } from '../../src/core/plugins/contracts';
-import { noiseConfigSchema, plugin, teacherAnswerStats } from '../../src/plugins/noise';
+import { noiseConfigSchema, plugin } from '../../src/plugins/noise';
 import { predictLogits, stageContext, tinyConvNet } from './support/stage';
 
 beforeAll(async () => {
@@ -74,22 +74,6 @@ describe('noise synthesis', () => {
     controller.abort();
     const config = noiseConfigSchema.parse({ count: 20, batchSize: 8 });
     await expect(plugin.synthesize({ teacher }, config, stageContext(5, controller.signal))).rejects.toBeInstanceOf(StageCancelledError);
-  });
-});
-
-describe('teacherAnswerStats', () => {
-  it('computes argmax, mean max-softmax, mean entropy and min/max class ratio', () => {
-    // Row 0: equal logits → p = [1/3]*3, entropy ln 3. Row 1: [ln 2, 0, 0] → p = [1/2, 1/4, 1/4].
-    // Row 2: class 1 wins clearly.
-    const logits = new Float32Array([0, 0, 0, Math.log(2), 0, 0, 0, 50, 0]);
-    const stats = teacherAnswerStats(logits, 3, 3);
-    expect(Array.from(stats.labels)).toEqual([0, 0, 1]);
-    expect(Array.from(stats.histogram)).toEqual([2, 1, 0]);
-    expect(stats.confidence).toBeCloseTo((1 / 3 + 1 / 2 + 1) / 3, 6);
-    const h1 = -(0.5 * Math.log(0.5) + 2 * 0.25 * Math.log(0.25));
-    expect(stats.entropy).toBeCloseTo((Math.log(3) + h1 + 0) / 3, 5);
-    expect(stats.classBalance).toBe(0);
-    expect(teacherAnswerStats(new Float32Array([1, 0, 0, 1]), 2, 2).classBalance).toBe(1);
   });
 });
 

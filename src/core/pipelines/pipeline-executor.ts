@@ -103,7 +103,7 @@ async function runStage(
   const plugin = stage.plugin;
   switch (plugin.kind) {
     case 'synthesis': {
-      const out = await plugin.synthesize({ teacher: inputs.teacher }, stage.config, ctx);
+      const out = await plugin.synthesize({ teacher: inputs.teacher, reference: inputs.dataset?.test }, stage.config, ctx);
       return { ...base, metrics: out.metrics, dataset: out.dataset, images: out.images, wallMs: Date.now() - started };
     }
     case 'distillation': {

@@ -80,6 +80,8 @@ interface PluginBase<K extends PluginKind, C> {
 
 export interface SynthesisInput {
   teacher: ModelHandle;
+  /** Real images of the task (the pipeline's dataset, test split) when the pipeline names one: for the Fréchet distance. */
+  reference?: ImageSet;
 }
 export interface SynthesisOutput {
   /** Images with the labels they were made for and the teacher's logits on them. */

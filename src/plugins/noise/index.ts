@@ -1,7 +1,5 @@
-import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import type { ImageSet } from '../../core/data/image-set';
-import { imageGridPng } from '../../core/images/image-grid';
+import { finishSynthesis } from '../../core/synthesis/synthesis-output';
 import { modelInputShape, modelNumClasses } from '../../core/models/model-spec';
 import { throwIfAborted, type StageContext, type SynthesisInput, type SynthesisOutput, type SynthesisPlugin } from '../../core/plugins/contracts';
 import { SeededRandom } from '../../core/random';
@@ -15,57 +13,12 @@ export const noiseConfigSchema = z.strictObject({
 });
 export type NoiseConfig = z.infer<typeof noiseConfigSchema>;
 
-/** Statistics of the teacher's answers on a set of logits rows. */
-export interface TeacherAnswerStats {
-  labels: Int32Array;
-  /** Mean over images of the largest softmax probability. */
-  confidence: number;
-  /** Mean over images of the softmax entropy, in nats. */
-  entropy: number;
-  /** Images per class. */
-  histogram: Int32Array;
-  /** Fewest images of any class divided by most images of any class (1 = balanced, 0 = some class never chosen). */
-  classBalance: number;
-}
-
-/** Argmax labels, confidence, entropy and class balance of logits rows [count × numClasses]. */
-export function teacherAnswerStats(logits: Float32Array, count: number, numClasses: number): TeacherAnswerStats {
-  const labels = new Int32Array(count);
-  const histogram = new Int32Array(numClasses);
-  let confidence = 0;
-  let entropy = 0;
-  for (let i = 0; i < count; i++) {
-    const row = logits.subarray(i * numClasses, (i + 1) * numClasses);
-    let best = 0;
-    for (let k = 1; k < numClasses; k++) if (row[k] > row[best]) best = k;
-    let partition = 0;
-    for (let k = 0; k < numClasses; k++) partition += Math.exp(row[k] - row[best]);
-    let h = 0;
-    for (let k = 0; k < numClasses; k++) {
-      const logP = row[k] - row[best] - Math.log(partition);
-      h -= Math.exp(logP) * logP;
-    }
-    labels[i] = best;
-    histogram[best]++;
-    confidence += 1 / partition;
-    entropy += h;
-  }
-  let min = Infinity;
-  let max = 0;
-  for (const n of histogram) {
-    min = Math.min(min, n);
-    max = Math.max(max, n);
-  }
-  return { labels, confidence: confidence / count, entropy: entropy / count, histogram, classBalance: max > 0 ? min / max : 0 };
-}
-
 async function synthesize(input: SynthesisInput, config: NoiseConfig, ctx: StageContext): Promise<SynthesisOutput> {
   const started = Date.now();
   const shape = modelInputShape(input.teacher);
   const numClasses = modelNumClasses(input.teacher);
   const size = shape[0] * shape[1] * shape[2];
   const images = new Float32Array(config.count * size);
-  const teacherLogits = new Float32Array(config.count * numClasses);
   const random = new SeededRandom(ctx.seed);
   const batches = Math.ceil(config.count / config.batchSize);
 
@@ -77,32 +30,14 @@ async function synthesize(input: SynthesisInput, config: NoiseConfig, ctx: Stage
     for (let i = 0; i < batch.length; i++) {
       batch[i] = Math.min(1, Math.max(0, config.mean + config.std * random.gaussian()));
     }
-    const logits = tf.tidy(() => input.teacher.model.predict(tf.tensor4d(batch, [n, ...shape])) as tf.Tensor);
-    try {
-      teacherLogits.set(await logits.data(), start * numClasses);
-    } finally {
-      logits.dispose();
-    }
     ctx.report({ step: b + 1, total: batches, metrics: { imagesMade: start + n } });
     await yieldToEventLoop();
   }
 
-  const stats = teacherAnswerStats(teacherLogits, config.count, numClasses);
-  const dataset: ImageSet = { images, labels: stats.labels, teacherLogits, count: config.count, shape, numClasses };
-  const seconds = (Date.now() - started) / 1000;
-  ctx.log.info({ histogram: Array.from(stats.histogram) }, 'noise: teacher labels per class');
-  return {
-    dataset,
-    metrics: {
-      imagesMade: config.count,
-      seconds,
-      imagesPerSecond: config.count / Math.max(seconds, 1e-3),
-      teacherConfidence: stats.confidence,
-      teacherEntropy: stats.entropy,
-      classBalance: stats.classBalance,
-    },
-    images: [{ name: 'noise-samples.png', png: imageGridPng(dataset, { perClass: 8, maxClasses: 10 }) }],
-  };
+  const made = { images, count: config.count, shape, numClasses, seconds: (Date.now() - started) / 1000 };
+  const out = await finishSynthesis(input.teacher, made, { reference: input.reference, gridName: 'noise-samples.png', signal: ctx.signal, seed: ctx.seed });
+  ctx.log.info({ classBalance: out.metrics.classBalance }, 'noise: images labelled by the teacher');
+  return out;
 }
 
 /**
