@@ -103,17 +103,23 @@ export function batchMoments(x: tf.Tensor, axes: number[]): { mean: tf.Tensor; v
 }
 
 /**
- * DeepInversion's feature-statistics loss: Σ over BN layers of ‖μ_batch − μ_running‖₂ + ‖σ²_batch − σ²_running‖₂,
+ * DeepInversion's feature-statistics loss: Σ over BN layers of w_l·(‖μ_batch − μ_running‖₂ + ‖σ²_batch − σ²_running‖₂),
  * with the batch statistics of each layer's input over every axis but the channel axis (biased variance,
- * as BatchNorm normalises with it).
+ * as BatchNorm normalises with it). `layerWeights` (default all 1) gives one w_l per tap, e.g.
+ * `[firstBnMultiplier, 1, 1, ...]` as the reference's ImageNet code weights the first BN layer by 10.
  */
-export function bnStatisticsLoss(taps: readonly BnTap[]): tf.Scalar {
+export function bnStatisticsLoss(taps: readonly BnTap[], layerWeights?: readonly number[]): tf.Scalar {
   if (taps.length === 0) throw new BnTapError('bnStatisticsLoss needs at least one BatchNorm layer');
+  if (layerWeights !== undefined && layerWeights.length !== taps.length) {
+    throw new BnTapError(`bnStatisticsLoss got ${layerWeights.length} layer weights for ${taps.length} BatchNorm layers`);
+  }
   return tf.tidy(() => {
-    const terms = taps.map((tap) => {
+    const terms = taps.map((tap, i) => {
       const axes = Array.from({ length: tap.input.rank - 1 }, (_, i) => i);
       const { mean, variance } = batchMoments(tap.input, axes);
-      return tf.add(tf.norm(tf.sub(mean, tap.movingMean)), tf.norm(tf.sub(variance, tap.movingVariance)));
+      const term = tf.add(tf.norm(tf.sub(mean, tap.movingMean)), tf.norm(tf.sub(variance, tap.movingVariance)));
+      const weight = layerWeights?.[i] ?? 1;
+      return weight === 1 ? term : tf.mul(term, weight);
     });
     return tf.addN(terms) as tf.Scalar;
   });
