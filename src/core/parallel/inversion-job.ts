@@ -1,27 +1,45 @@
-import * as tf from '@tensorflow/tfjs';
-import { bnStatisticsLoss, tapBatchNormInputs } from '../tensors/bn-taps';
-import { createOptimizer } from '../training/optimizers';
-import { crossEntropy } from '../training/trainer';
+import type * as tf from '@tensorflow/tfjs';
+import { deepInversionBatch, DeepInversionBatchError, type DeepInversionBatchSettings } from '../synthesis/deep-inversion-batch';
+import type { InversionWeights } from '../synthesis/inversion-loss';
 
-/** Settings of one DeepInversion batch: plain data, so it can travel to a worker. */
+/**
+ * Settings of one DeepInversion batch run as a worker job: plain data, so it can travel to a worker.
+ * The required fields are the early loop's (CE + bnWeight · BN statistics, constant learning rate,
+ * N(0, 1) start, no jitter, no clipping); the optional ones switch on the full method of
+ * `deepInversionBatch` (priors, jitter/flip, cosine schedule, pixel-space start with clipping).
+ */
 export interface InversionBatchConfig {
   /** Input-gradient steps on the batch. */
   iterations: number;
-  /** Adam learning rate on the pixels. */
+  /** Adam learning rate on the pixels (the peak, under a cosine schedule). */
   learningRate: number;
   /** Weight of the BatchNorm-statistics loss next to the cross-entropy to the targets. */
   bnWeight: number;
   /** Adam moment decay rates; default 0.9 and 0.999 (as DeepInversion's reference code). */
   beta1?: number;
   beta2?: number;
+  /** The other loss weights (tvL2, l2, firstBnMultiplier...); default 0 (firstBnMultiplier 1, crossEntropy 1). */
+  weights?: Partial<Omit<InversionWeights, 'bnStatistics' | 'competition'>>;
+  /** Default 'constant'. */
+  schedule?: 'cosine' | 'constant';
+  warmupIterations?: number;
+  /** Largest circular shift per iteration, pixels; default 0. */
+  jitter?: number;
+  /** Default 0. */
+  flipProbability?: number;
+  /** Start N(mean, std²); default N(0, 1) as the reference's randn. */
+  init?: { mean: number; std: number };
+  /** Clip the pixels to [0, 1] after each step; default false. */
+  clip?: boolean;
 }
 
 export interface InversionBatchResult {
-  /** The synthesized images, [count, ...shape] flattened (NHWC). */
+  /** The synthesized images (the best iterate), [count, ...shape] flattened (NHWC). */
   images: Float32Array;
   shape: [number, number, number, number];
-  /** Total loss (CE + bnWeight · BN statistics) at the start of each iteration. */
+  /** Total loss at the start of each iteration. */
   losses: Float32Array;
+  bestLoss: number;
 }
 
 /** A synthesis batch whose settings or targets cannot be used. */
@@ -32,53 +50,44 @@ export class InversionJobError extends Error {
   }
 }
 
-function checkConfig(config: InversionBatchConfig, targets: Int32Array, numClasses: number): void {
-  if (!(Number.isInteger(config.iterations) && config.iterations > 0)) throw new InversionJobError(`iterations must be a positive integer; got ${config.iterations}`);
-  if (!(Number.isFinite(config.learningRate) && config.learningRate > 0)) throw new InversionJobError(`learningRate must be a positive number; got ${config.learningRate}`);
-  if (!(Number.isFinite(config.bnWeight) && config.bnWeight >= 0)) throw new InversionJobError(`bnWeight must be a number ≥ 0; got ${config.bnWeight}`);
-  if (targets.length === 0) throw new InversionJobError('a synthesis batch needs at least one target class');
-  for (const t of targets) {
-    if (!(Number.isInteger(t) && t >= 0 && t < numClasses)) throw new InversionJobError(`target class ${t} is outside 0..${numClasses - 1}`);
-  }
+/** The full batch settings a job config stands for. */
+export function inversionBatchSettings(config: InversionBatchConfig): DeepInversionBatchSettings {
+  return {
+    iterations: config.iterations,
+    learningRate: config.learningRate,
+    beta1: config.beta1 ?? 0.9,
+    beta2: config.beta2 ?? 0.999,
+    warmupIterations: config.warmupIterations ?? 0,
+    schedule: config.schedule ?? 'constant',
+    jitter: config.jitter ?? 0,
+    flipProbability: config.flipProbability ?? 0,
+    weights: {
+      crossEntropy: 1,
+      firstBnMultiplier: 1,
+      tvL2: 0,
+      tvL1: 0,
+      l2: 0,
+      competitionTemperature: 3,
+      ...config.weights,
+      bnStatistics: config.bnWeight,
+      competition: 0,
+    },
+    init: config.init ?? { mean: 0, std: 1 },
+    clip: config.clip ?? false,
+  };
 }
 
 /**
- * DeepInversion's inner loop on one batch: pixels start as N(0, 1) noise from `seed` and follow Adam
- * on CE(teacher(x), targets) + bnWeight · Σ‖μ − μ_running‖ + ‖σ² − σ²_running‖ with the teacher in
- * inference mode. The image priors (TV, l2, jitter, flip) of the full method are not part of this
- * loop yet. Deterministic for a given teacher, targets, seed and backend.
+ * One DeepInversion batch for the worker pool (job 'deep-inversion.batch'): `deepInversionBatch` with
+ * the settings of `inversionBatchSettings(config)`. ADI is not offered here: its student changes
+ * between batches. Deterministic for a given teacher, targets, seed and backend.
  */
 export async function invertBatch(teacher: tf.LayersModel, targets: Int32Array, seed: number, config: InversionBatchConfig): Promise<InversionBatchResult> {
-  const inputShape = teacher.inputs[0].shape.slice(1);
-  const classes = teacher.outputs[0].shape[1];
-  if (inputShape.length !== 3 || inputShape.some((d) => d == null) || classes == null) {
-    throw new InversionJobError(`teacher ${teacher.name} must map images [batch, h, w, c] to logits [batch, classes]`);
-  }
-  checkConfig(config, targets, classes);
-  const shape = [targets.length, ...(inputShape as number[])] as [number, number, number, number];
-  const forward = tapBatchNormInputs(teacher);
-  const labels = tf.tensor1d(targets, 'int32');
-  const images = tf.tidy(() => tf.variable(tf.randomNormal(shape, 0, 1, 'float32', seed), true));
-  const optimizer = createOptimizer([{ variable: images, decay: false }], { kind: 'adam', beta1: config.beta1, beta2: config.beta2 });
-  const losses = new Float32Array(config.iterations);
-  const lossOf = (x: tf.Tensor): tf.Scalar => {
-    const { logits, taps } = forward(x, { training: false });
-    return tf.add(crossEntropy(logits as tf.Tensor2D, labels), tf.mul(bnStatisticsLoss(taps), config.bnWeight));
-  };
   try {
-    for (let i = 0; i < config.iterations; i++) {
-      const { value, grad } = tf.valueAndGrad(lossOf)(images);
-      try {
-        optimizer.step([grad], config.learningRate);
-        losses[i] = (await value.data())[0];
-      } finally {
-        tf.dispose([value, grad]);
-      }
-      if (!Number.isFinite(losses[i])) throw new InversionJobError(`the synthesis loss became ${losses[i]} at iteration ${i + 1}; lower learningRate`);
-    }
-    return { images: (await images.data()) as Float32Array, shape, losses };
-  } finally {
-    optimizer.dispose();
-    tf.dispose([images, labels]);
+    const result = await deepInversionBatch({ teacher, targets, seed }, inversionBatchSettings(config));
+    return { images: result.images, shape: result.shape, losses: result.losses, bestLoss: result.bestLoss };
+  } catch (err) {
+    if (err instanceof DeepInversionBatchError) throw new InversionJobError(err.message);
+    throw err;
   }
 }
