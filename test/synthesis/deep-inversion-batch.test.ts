@@ -2,11 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { deepInversionBatch, DeepInversionBatchError, type DeepInversionBatchSettings } from '../../src/core/synthesis/deep-inversion-batch';
 import { inversionLoss } from '../../src/core/synthesis/inversion-loss';
 import { classBalancedTargets } from '../../src/core/synthesis/targets';
+import { initTensorBackend } from '../../src/core/tensors/backend';
 import { inputGradientForward } from '../../src/core/tensors/input-gradient';
 import { bnConvNet, trainedBnTeacher } from './support';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await initTensorBackend('wasm');
   teacher = await trainedBnTeacher(SHAPE, 3, 41);
 });
 
