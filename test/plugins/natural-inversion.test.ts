@@ -124,10 +124,11 @@ describe('natural-inversion', () => {
     expect(out.metrics.imagesMade).toBe(10);
     expect(out.metrics.featureScales).toBe(2); // 10×10 (the first ReLU) and 5×5 (the second ReLU)
 
-    // One report per iteration (global steps 1..120) plus one per finished batch.
-    const iterationReports = ctx.reports.filter((r) => r.metrics?.loss !== undefined);
+    // One report per iteration, global steps 1..120; a batch's images count once its last iteration ran.
+    const iterationReports = ctx.reports;
     expect(iterationReports.map((r) => r.step)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
     expect(ctx.reports.every((r) => r.total === 120)).toBe(true);
+    expect([0, 58, 59, 60, 119].map((i) => iterationReports[i].metrics!.imagesMade)).toEqual([0, 0, 5, 5, 10]);
     expect(Object.keys(iterationReports[0].metrics!).sort()).toEqual(['bnStatistics', 'crossEntropy', 'imagesMade', 'l2', 'loss', 'tvL2']);
     for (const batch of [iterationReports.slice(0, 60), iterationReports.slice(60)]) {
       const losses = batch.map((r) => r.metrics!.loss);

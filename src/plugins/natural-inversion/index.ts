@@ -64,7 +64,10 @@ export const naturalInversionConfigSchema = z.strictObject({
         .min(0)
         .max(1e6)
         .default(10)
-        .describe('Weight of Σ over the teacher\'s BN layers of ‖μ − μ_running‖₂ + ‖σ² − σ²_running‖₂ (the paper\'s r_feature: 10 for CIFAR-10, 3 for CIFAR-100)'),
+        .describe(
+          'Weight of Σ over the teacher\'s BN layers of ‖μ − μ_running‖₂ + ‖σ² − σ²_running‖₂ (the paper\'s r_feature: 10 for CIFAR-10, 3 for ' +
+            'CIFAR-100). On LeNet-5-BN it dominates the cross-entropy for hundreds of iterations; lower it (e.g. 1) when targetAgreement stays low',
+        ),
       tvL2: z
         .number()
         .min(0)
@@ -86,7 +89,10 @@ export const naturalInversionConfigSchema = z.strictObject({
     .min(0)
     .max(32)
     .default(2)
-    .describe('Random circular shift of up to ± this many pixels, applied before the FTP and after ACS each iteration (the paper: 2)'),
+    .describe(
+      'Random circular shift of up to ± this many pixels, applied before the FTP and after ACS each iteration (the paper: 2, with ResNets, ' +
+        'whose global pooling makes them shift-invariant; a teacher with dense layers on the feature map, as LeNet, is not: lower it there)',
+    ),
   flip: z
     .boolean()
     .default(false)
@@ -165,14 +171,18 @@ async function synthesize(input: SynthesisInput, config: NaturalInversionConfig,
     const result = await synthesizeBatch(teacher, targets, batchSeed(ctx.seed, b), { ...config, weights }, {
       signal: ctx.signal,
       describe: `batch ${b + 1} of ${batches}`,
+      // The batch's images count as made once its last iteration (which settles its best iterate) ran.
       onIteration: ({ iteration, loss, terms }) =>
-        ctx.report({ step: iterationsDone + iteration + 1, total: totalIterations, metrics: { loss, ...terms, imagesMade: start } }),
+        ctx.report({
+          step: iterationsDone + iteration + 1,
+          total: totalIterations,
+          metrics: { loss, ...terms, imagesMade: iteration + 1 === config.iterations ? start + n : start },
+        }),
     });
     images.set(result.images, start * size);
     iterationsDone += config.iterations;
     bestLosses.push(result.bestLoss);
     seconds += (Date.now() - started) / 1000;
-    ctx.report({ step: iterationsDone, total: totalIterations, metrics: { bestLoss: result.bestLoss, imagesMade: start + n } });
     if (ctx.checkpoint && iterationsDone - savedAt >= ctx.checkpoint.every) {
       await saveSynthesisState(
         ctx.checkpoint,
