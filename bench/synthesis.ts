@@ -69,7 +69,7 @@ function context(seed: number, label: string): StageContext {
  * own defaults are the papers' CIFAR settings.
  */
 export function methodConfigs(common: { count: number; batchSize: number; iterations: number }): Record<Method, Record<string, unknown>> {
-  const inversion = { ...common, learningRate: 0.05, jitter: 2, weights: { crossEntropy: 1, bnStatistics: 1, firstBnMultiplier: 10, tvL2: 3e-3, tvL1: 0, l2: 0.05 } };
+  const inversion = { ...common, learningRate: 0.15, warmupIterations: 20, jitter: 2, weights: { crossEntropy: 1, bnStatistics: 1, firstBnMultiplier: 10, tvL2: 3e-3, tvL1: 0, l2: 0.05 } };
   return {
     noise: { count: common.count, batchSize: common.batchSize },
     'deep-inversion': { ...inversion, mode: 'deep-inversion' },
@@ -240,6 +240,7 @@ async function main(): Promise<void> {
   const pictures = path.join(repoRoot(), 'bench', 'results', 'synthesis');
   fs.mkdirSync(pictures, { recursive: true });
 
+  const started = Date.now();
   if (o.childOut !== undefined || o.parallel === 1) {
     const data = await loadBuiltinDataset('mnist', { dataDir: loadConfig().dataDir });
     const rows: Row[] = [];
@@ -248,10 +249,9 @@ async function main(): Promise<void> {
       fs.writeFileSync(o.childOut, JSON.stringify(rows));
       return;
     }
-    report(o, backend.name, data.provenance, rows, Date.now());
+    report(o, backend.name, data.provenance, rows, started);
     return;
   }
-  const started = Date.now();
   log(`backend ${backend.name}; ${o.seeds.length} seeds, ${o.parallel} processes at once`);
   const rows = await runSeedsInChildren(o);
   const data = await loadBuiltinDataset('mnist', { dataDir: loadConfig().dataDir });
