@@ -6,8 +6,11 @@ import { conv2DBackpropInputConfig } from './conv2d-backprop-input';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter';
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop-input';
 import { maxPoolGradConfig } from './max-pool-grad';
+import { concatConfig, padV2Config } from './pad-concat';
 import { meanLeadingAxesConfig, sumLeadingAxesConfig } from './reduce-leading-axes';
+import { resizeNearestNeighborGradConfig } from './resize-nearest-neighbor-grad';
 import { rememberShippedKernel, shippedKernel } from './shipped';
+import { sliceConfig, splitVConfig } from './slice';
 import { castZeroCopyConfig, identityZeroCopyConfig } from './zero-copy';
 
 /** The tfjs-core / tfjs-backend-wasm version these kernels were written and tested against. */
@@ -23,7 +26,8 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
 /**
  * Faster exact replacements of kernels tfjs-backend-wasm 4.22 ships (its Conv2DBackpropInput is a
  * plain loop ~10× slower than XNNPACK's forward conv; its MaxPoolGrad, Sum/Mean over leading axes and
- * copying Identity/Cast and BatchMatMul on transposed operands are slow too). Replaced only
+ * copying Identity/Cast, BatchMatMul on transposed operands, non-contiguous Slice, SplitV, PadV2,
+ * Concat of short blocks and ResizeNearestNeighborGrad are slow too). Replaced only
  * on the version they were written for: on another, the shipped kernel stays.
  */
 export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
@@ -34,6 +38,11 @@ export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
   identityZeroCopyConfig,
   castZeroCopyConfig,
   batchMatMulConfig,
+  sliceConfig,
+  splitVConfig,
+  padV2Config,
+  concatConfig,
+  resizeNearestNeighborGradConfig,
 ];
 
 export interface WasmKernelRegistration {
