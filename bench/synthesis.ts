@@ -136,7 +136,7 @@ function parseOptions(): Options & { childOut?: string } {
     .option('--methods <list>', 'methods to run', METHODS.join(','))
     .option('--teacher-epochs <n>', 'teacher epochs on the 60,000 training images', '2')
     .option('--real-epochs <n>', 'epochs of the student trained on real data', '2')
-    .option('--kd-epochs <n>', 'kd epochs on each synthetic set', '30')
+    .option('--kd-epochs <n>', 'kd epochs on each synthetic set (the student needs many steps on 2,560 images)', '100')
     .option('--kd-crop <n>', 'kd random-crop padding (teacher sees the same crops)', '2')
     .option('--student-width <w>', 'LeNet-5-BN width of the student', '0.5')
     .option('--parallel <n>', 'seeds run at once, one process each (1 wasm thread per process)', String(Math.min(2, os.cpus().length)))
