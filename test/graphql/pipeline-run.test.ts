@@ -25,7 +25,7 @@ beforeAll(async () => {
   const created = await server.ok(`mutation { createTeam(name: "vision") { team { id } adminToken { token } } }`);
   teamToken = created.createTeam.adminToken.token;
   projectId = (await server.ok(`mutation { createProject(name: "mnist-compression") { id } }`, {}, teamToken)).createProject.id;
-  for (const plugin of ['noise', 'kd', 'magnitude']) {
+  for (const plugin of ['noise', 'kd', 'magnitude', 'deep-inversion', 'natural-inversion']) {
     await server.ok(`mutation($p: ID!, $n: String!) { setPluginEnabled(projectId: $p, plugin: $n, enabled: true) { name enabled } }`, { p: projectId, n: plugin }, teamToken);
   }
   const dataset = await server.ok(
@@ -127,6 +127,47 @@ test('noise → kd → magnitude runs through GraphQL and reports every stage an
   const points = await server.ok(`query($id: ID!) { run(id: $id) { metricPoints(stageIndex: 1) { step name value } } }`, { id: run.id }, teamToken);
   expect(points.run.metricPoints.length).toBeGreaterThan(0);
   expect(points.run.metricPoints.every((p: any) => Number.isFinite(p.value))).toBe(true);
+}, 600_000);
+
+test('deep-inversion (ADI) and natural-inversion synthesize, measure and hand their images to kd through GraphQL', async () => {
+  const pipeline = await server.ok(
+    PIPELINE,
+    {
+      input: {
+        projectId,
+        name: 'adi-ni-kd',
+        teacherModelId: teacherId,
+        datasetId,
+        stages: [
+          { plugin: 'deep-inversion', config: { count: 20, batchSize: 10, iterations: 4, mode: 'adaptive', studentTraining: { stepsPerBatch: 2 } } },
+          { plugin: 'natural-inversion', config: { count: 10, batchSize: 10, iterations: 3, generatorChannels: 8 } },
+          { plugin: 'kd', config: { epochs: 1, batchSize: 10 } },
+        ],
+      },
+    },
+    teamToken,
+  );
+  const { startRun: run } = await server.ok(START, { id: pipeline.createPipeline.id, seed: 3, wait: true }, teamToken);
+  expect(run.error).toBeNull();
+  expect(run.status).toBe('succeeded');
+  const [adi, ni, kd] = run.stages;
+  expect(adi.metrics.imagesMade).toBe(20);
+  expect(ni.metrics.imagesMade).toBe(10);
+  for (const stage of [adi, ni]) {
+    // The pipeline names MNIST, so the synthetic images are compared with its real test images.
+    expect(stage.metrics.frechetDistance).toBeGreaterThan(0);
+    expect(stage.metrics.targetAgreement).toBeGreaterThanOrEqual(0);
+    expect(stage.metrics.imagesPerSecond).toBeGreaterThan(0);
+    expect(stage.outputArtifactId).toBeTruthy();
+  }
+  expect(kd.metrics.top1).toBeGreaterThan(0);
+
+  // Each synthesis stage's PNG grid is listed on the run and served.
+  const { run: listed } = await server.ok(`query($id: ID!) { run(id: $id) { images { url stageIndex mediaType } } }`, { id: run.id }, teamToken);
+  expect(listed.images.map((i: any) => i.stageIndex).sort()).toEqual([0, 1]);
+  const png = await fetch(new URL(listed.images[0].url, server.url), { headers: { authorization: `Bearer ${teamToken}` } });
+  expect(png.status).toBe(200);
+  expect(png.headers.get('content-type')).toBe('image/png');
 }, 600_000);
 
 describe('pipelines that cannot run are refused before anything runs', () => {
