@@ -1,3 +1,4 @@
+import { decodeFramed, encodeFramed, Float32Reader, float32Bytes } from '../checkpoints/framed-buffer';
 import type { StageCheckpoint } from '../plugins/contracts';
 
 const MAGIC = 'CDSYNTH1';
@@ -33,7 +34,7 @@ export class SynthesisCheckpointError extends Error {
   }
 }
 
-/** Serialises a state: magic, header length (uint32 LE), JSON header, float32 images, extra bytes. */
+/** Serialises a state: framed header, float32 images, extra bytes. */
 export function encodeSynthesisState(state: SynthesisState): Buffer {
   const header: Header = {
     batchesDone: state.batchesDone,
@@ -43,35 +44,23 @@ export function encodeSynthesisState(state: SynthesisState): Buffer {
     imageValues: state.images.length,
     extraBytes: state.extra?.length ?? 0,
   };
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(json.length);
-  const images = Buffer.from(state.images.buffer, state.images.byteOffset, state.images.byteLength);
-  return Buffer.concat([Buffer.from(MAGIC, 'ascii'), length, json, images, state.extra ?? Buffer.alloc(0)]);
+  return encodeFramed(MAGIC, header, [float32Bytes(state.images), state.extra ?? Buffer.alloc(0)]);
 }
 
 export function decodeSynthesisState(buffer: Buffer): SynthesisState {
-  if (buffer.length < MAGIC.length + 4 || buffer.toString('ascii', 0, MAGIC.length) !== MAGIC) {
-    throw new SynthesisCheckpointError('not a synthesis checkpoint (bad magic)');
+  const { header, body } = decodeFramed<Header>(buffer, MAGIC, 'a synthesis checkpoint');
+  if (body.length !== header.imageValues * 4 + header.extraBytes) {
+    throw new SynthesisCheckpointError(`synthesis checkpoint body is ${body.length} bytes; its header describes ${header.imageValues * 4 + header.extraBytes}`);
   }
-  const jsonLength = buffer.readUInt32LE(MAGIC.length);
-  const jsonStart = MAGIC.length + 4;
-  const header = JSON.parse(buffer.toString('utf8', jsonStart, jsonStart + jsonLength)) as Header;
-  const imagesStart = jsonStart + jsonLength;
-  const imagesEnd = imagesStart + header.imageValues * 4;
-  if (buffer.length !== imagesEnd + header.extraBytes) {
-    throw new SynthesisCheckpointError(`synthesis checkpoint is ${buffer.length} bytes; its header describes ${imagesEnd + header.extraBytes}`);
-  }
-  // Copy: a Float32Array view needs 4-byte alignment, which a Buffer slice does not promise.
-  const images = new Float32Array(header.imageValues);
-  Buffer.from(images.buffer).set(buffer.subarray(imagesStart, imagesEnd));
+  const reader = new Float32Reader(body, 'a synthesis checkpoint');
+  const images = reader.next(header.imageValues);
   return {
     batchesDone: header.batchesDone,
     iterationsDone: header.iterationsDone,
     lossHistory: header.lossHistory,
     seconds: header.seconds,
     images,
-    extra: header.extraBytes > 0 ? Buffer.from(buffer.subarray(imagesEnd)) : undefined,
+    extra: header.extraBytes > 0 ? Buffer.from(reader.rest()) : undefined,
   };
 }
 

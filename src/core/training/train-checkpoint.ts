@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { StageCheckpoint } from '../plugins/contracts';
 import type { RandomState } from '../random';
 import type { ParamOptimizer } from './optimizers';
+import { CheckpointFormatError, decodeFramed, encodeFramed, Float32Reader, float32Bytes } from '../checkpoints/framed-buffer';
 
 const MAGIC = 'CDTRAIN1';
 
@@ -21,14 +22,55 @@ export interface TrainerPosition {
   optimizerSteps: number;
 }
 
-interface Header extends TrainerPosition {
+/** Shapes of the saved variables and optimizer slots, next to the caller's own header fields. */
+interface TensorShapes {
   variables: number[][];
   slots: number[][];
+  optimizerSteps: number;
+}
+
+/**
+ * Variables (weights and tracked statistics) and the optimizer's step count and slots as one framed
+ * buffer (magic, JSON header with `fields` and the shapes, float32 arrays) followed by `trailer`.
+ */
+export async function encodeTrainingState(magic: string, fields: object, variables: tf.Variable[], optimizer: ParamOptimizer, trailer?: Buffer): Promise<Buffer> {
+  const { steps, slots } = optimizer.state();
+  const arrays: Buffer[] = [];
+  for (const t of [...variables, ...slots]) arrays.push(float32Bytes((await t.data()) as Float32Array));
+  const shapes: TensorShapes = { variables: variables.map((v) => v.shape), slots: slots.map((s) => s.shape), optimizerSteps: steps };
+  return encodeFramed(magic, { ...fields, ...shapes }, trailer ? [...arrays, trailer] : arrays);
+}
+
+/**
+ * Loads what `encodeTrainingState` wrote into `variables` and `optimizer`; returns the caller's header
+ * fields and the trailer. A state of a different model (shapes differ) is an error, not ignored.
+ */
+export function restoreTrainingState<F extends object>(
+  buffer: Buffer,
+  magic: string,
+  description: string,
+  variables: tf.Variable[],
+  optimizer: ParamOptimizer,
+): { fields: F & { optimizerSteps: number }; trailer: Buffer } {
+  const { header, body } = decodeFramed<F & TensorShapes>(buffer, magic, description);
+  const sameShapes = (a: number[][], b: number[][]) => a.length === b.length && a.every((s, i) => s.join('x') === b[i].join('x'));
+  const slotShapes = optimizer.state().slots.map((s) => s.shape);
+  if (!sameShapes(header.variables, variables.map((v) => v.shape)) || !sameShapes(header.slots, slotShapes)) {
+    throw new CheckpointFormatError(`${description} belongs to a different model or optimizer (variable shapes differ)`);
+  }
+  const reader = new Float32Reader(body, description);
+  const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  const values = header.variables.map((shape) => reader.next(size(shape)));
+  const slots = header.slots.map((shape) => reader.next(size(shape)));
+  variables.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(values[i], v.shape))));
+  optimizer.restore(header.optimizerSteps, slots);
+  const { variables: _v, slots: _s, ...fields } = header;
+  return { fields: fields as unknown as F & { optimizerSteps: number }, trailer: reader.rest() };
 }
 
 /**
  * Saves the position, every trained or tracked variable (weights, BatchNorm moving statistics) and the
- * optimizer's slots as one buffer: magic, header length, JSON header, float32 arrays.
+ * optimizer's slots as one buffer.
  */
 export async function saveTrainerCheckpoint(
   checkpoint: StageCheckpoint,
@@ -36,18 +78,7 @@ export async function saveTrainerCheckpoint(
   variables: tf.Variable[],
   optimizer: ParamOptimizer,
 ): Promise<void> {
-  const { slots } = optimizer.state();
-  const tensors = [...variables, ...slots];
-  const arrays: Buffer[] = [];
-  for (const t of tensors) {
-    const data = (await t.data()) as Float32Array;
-    arrays.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-  }
-  const header: Header = { ...position, variables: variables.map((v) => v.shape), slots: slots.map((s) => s.shape) };
-  const json = Buffer.from(JSON.stringify(header));
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(json.length);
-  await checkpoint.save(Buffer.concat([Buffer.from(MAGIC), length, json, ...arrays]), position.step);
+  await checkpoint.save(await encodeTrainingState(MAGIC, position, variables, optimizer), position.step);
 }
 
 /**
@@ -57,29 +88,5 @@ export async function saveTrainerCheckpoint(
 export async function loadTrainerCheckpoint(checkpoint: StageCheckpoint, variables: tf.Variable[], optimizer: ParamOptimizer): Promise<TrainerPosition | undefined> {
   const buffer = await checkpoint.load();
   if (!buffer) return undefined;
-  if (buffer.subarray(0, MAGIC.length).toString() !== MAGIC) throw new Error('the stored checkpoint is not a trainer checkpoint (bad magic)');
-  let offset = MAGIC.length;
-  const headerLength = buffer.readUInt32LE(offset);
-  offset += 4;
-  const header = JSON.parse(buffer.subarray(offset, offset + headerLength).toString()) as Header;
-  offset += headerLength;
-  const read = (shape: number[]): Float32Array => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (offset + n * 4 > buffer.length) throw new Error('the stored checkpoint is truncated');
-    const out = new Float32Array(n);
-    new Uint8Array(out.buffer).set(buffer.subarray(offset, offset + n * 4));
-    offset += n * 4;
-    return out;
-  };
-  const sameShapes = (a: number[][], b: number[][]) => a.length === b.length && a.every((s, i) => s.join('x') === b[i].join('x'));
-  const slotShapes = optimizer.state().slots.map((s) => s.shape);
-  if (!sameShapes(header.variables, variables.map((v) => v.shape)) || !sameShapes(header.slots, slotShapes)) {
-    throw new Error('the stored checkpoint belongs to a different model or optimizer (variable shapes differ)');
-  }
-  const values = header.variables.map(read);
-  const slots = header.slots.map(read);
-  variables.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(values[i], v.shape))));
-  optimizer.restore(header.optimizerSteps, slots);
-  const { variables: _v, slots: _s, ...position } = header;
-  return position;
+  return restoreTrainingState<TrainerPosition>(buffer, MAGIC, 'a trainer checkpoint', variables, optimizer).fields;
 }

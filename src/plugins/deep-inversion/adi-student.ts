@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { kdLoss } from '../../core/plugins/losses';
 import type { SeededRandom } from '../../core/random';
 import { createOptimizer, trainableParams, type ParamOptimizer } from '../../core/training/optimizers';
+import { encodeTrainingState, restoreTrainingState } from '../../core/training/train-checkpoint';
 
 /** How the ADI student learns between batches. */
 export interface AdiStudentTraining {
@@ -92,43 +93,17 @@ export class AdiStudent {
   }
 
   /** Every weight (BN running statistics too), the optimizer's step count and slots, as one buffer. */
-  async serialize(): Promise<Buffer> {
-    const { steps, slots } = this.optimizer.state();
-    const tensors = [...this.model.weights.map((w) => w.read()), ...slots];
-    const arrays: Buffer[] = [];
-    for (const t of tensors) {
-      const data = (await t.data()) as Float32Array;
-      arrays.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    }
-    const header = Buffer.from(JSON.stringify({ steps, shapes: tensors.map((t) => t.shape) }));
-    const length = Buffer.alloc(4);
-    length.writeUInt32LE(header.length);
-    return Buffer.concat([Buffer.from(MAGIC), length, header, ...arrays]);
+  serialize(): Promise<Buffer> {
+    return encodeTrainingState(MAGIC, {}, this.weights(), this.optimizer);
   }
 
   /** Restores what `serialize` wrote; a buffer of another student (shapes differ) is an error. */
   restore(buffer: Buffer): void {
-    if (buffer.subarray(0, MAGIC.length).toString() !== MAGIC) throw new Error('not an ADI student checkpoint (bad magic)');
-    let offset = MAGIC.length;
-    const headerLength = buffer.readUInt32LE(offset);
-    offset += 4;
-    const header = JSON.parse(buffer.subarray(offset, offset + headerLength).toString()) as { steps: number; shapes: number[][] };
-    offset += headerLength;
-    const weights = this.model.weights.map((w) => w.read() as tf.Variable);
-    const slots = this.optimizer.state().slots;
-    const expected = [...weights, ...slots].map((t) => t.shape.join('x'));
-    if (header.shapes.length !== expected.length || header.shapes.some((s, i) => s.join('x') !== expected[i])) {
-      throw new Error('the ADI student checkpoint belongs to a different student (weight shapes differ)');
-    }
-    const arrays = header.shapes.map((shape) => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const out = new Float32Array(n);
-      new Uint8Array(out.buffer).set(buffer.subarray(offset, offset + n * 4));
-      offset += n * 4;
-      return out;
-    });
-    weights.forEach((v, i) => tf.tidy(() => v.assign(tf.tensor(arrays[i], v.shape))));
-    this.optimizer.restore(header.steps, arrays.slice(weights.length));
+    restoreTrainingState(buffer, MAGIC, 'an ADI student checkpoint', this.weights(), this.optimizer);
+  }
+
+  private weights(): tf.Variable[] {
+    return this.model.weights.map((w) => w.read() as tf.Variable);
   }
 
   dispose(): void {
