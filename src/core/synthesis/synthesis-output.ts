@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { imageSize, randomSubset, type ImageSet } from '../data/image-set';
+import { randomSubset, type ImageSet } from '../data/image-set';
 import { imageGridPng } from '../images/image-grid';
 import type { ModelHandle } from '../models/model-spec';
-import { throwIfAborted, type StageMetrics, type SynthesisOutput } from '../plugins/contracts';
-import { yieldToEventLoop } from '../event-loop';
+import type { StageMetrics, SynthesisOutput } from '../plugins/contracts';
+import { predictRows } from '../models/predict';
 import { featureMoments, frechetDistance } from './frechet-distance';
 
 /** Statistics of the teacher's answers on a set of logits rows. */
@@ -60,30 +60,6 @@ export function penultimateModel(model: tf.LayersModel): tf.LayersModel {
   const input = dense.input;
   if (Array.isArray(input)) throw new Error(`Dense layer ${dense.name} of model ${model.name} has several inputs`);
   return tf.model({ inputs: model.inputs, outputs: input });
-}
-
-/** Runs `model` over every image in batches and returns its outputs, row-major [count × outputSize]. */
-export async function predictRows(model: tf.LayersModel, set: Pick<ImageSet, 'images' | 'count' | 'shape'>, batchSize: number, signal: AbortSignal): Promise<{ rows: Float32Array; width: number }> {
-  const size = imageSize(set);
-  let rows: Float32Array | undefined;
-  let width = 0;
-  for (let start = 0; start < set.count; start += batchSize) {
-    throwIfAborted(signal);
-    const n = Math.min(batchSize, set.count - start);
-    const out = tf.tidy(() => {
-      const y = model.predict(tf.tensor4d(set.images.subarray(start * size, (start + n) * size), [n, ...set.shape])) as tf.Tensor;
-      return y.reshape([n, -1]);
-    });
-    try {
-      width = out.shape[1]!;
-      rows ??= new Float32Array(set.count * width);
-      rows.set((await out.data()) as Float32Array, start * width);
-    } finally {
-      out.dispose();
-    }
-    await yieldToEventLoop();
-  }
-  return { rows: rows ?? new Float32Array(0), width };
 }
 
 /**

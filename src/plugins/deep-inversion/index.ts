@@ -1,8 +1,8 @@
-import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { yieldToEventLoop } from '../../core/event-loop';
 import { modelInputShape, modelNumClasses, type ModelHandle } from '../../core/models/model-spec';
 import { buildModel } from '../../core/models/zoo';
+import { predictRows } from '../../core/models/predict';
 import { PluginInputError, throwIfAborted, type StageContext, type SynthesisInput, type SynthesisOutput, type SynthesisPlugin } from '../../core/plugins/contracts';
 import { studentOverridesSchema, studentSpecFrom } from '../../core/plugins/student-spec';
 import { SeededRandom } from '../../core/random';
@@ -10,6 +10,7 @@ import { deepInversionBatch, DeepInversionBatchError, type DeepInversionBatchSet
 import type { InversionWeights } from '../../core/synthesis/inversion-loss';
 import { loadSynthesisState, saveSynthesisState, type SynthesisState } from '../../core/synthesis/synthesis-checkpoint';
 import { finishSynthesis } from '../../core/synthesis/synthesis-output';
+import { decodeFramed, encodeFramed } from '../../core/checkpoints/framed-buffer';
 import { classBalancedTargets } from '../../core/synthesis/targets';
 import { BnTapError, isBatchNorm } from '../../core/tensors/bn-taps';
 import { inputGradientForward } from '../../core/tensors/input-gradient';
@@ -116,21 +117,13 @@ interface ExtraState {
 const EXTRA_MAGIC = 'CDDIEXT1';
 
 function encodeExtra(extra: ExtraState): Buffer {
-  const json = Buffer.from(JSON.stringify({ bnHistory: extra.bnHistory, initialAgreement: extra.initialAgreement }));
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(json.length);
-  return Buffer.concat([Buffer.from(EXTRA_MAGIC), length, json, extra.student ?? Buffer.alloc(0)]);
+  return encodeFramed(EXTRA_MAGIC, { bnHistory: extra.bnHistory, initialAgreement: extra.initialAgreement }, extra.student ? [extra.student] : []);
 }
 
 function decodeExtra(buffer: Buffer | undefined): ExtraState {
-  if (buffer === undefined || buffer.subarray(0, EXTRA_MAGIC.length).toString() !== EXTRA_MAGIC) {
-    throw new Error('the deep-inversion checkpoint lacks its plugin state; it was written by another plugin or version');
-  }
-  const length = buffer.readUInt32LE(EXTRA_MAGIC.length);
-  const start = EXTRA_MAGIC.length + 4;
-  const header = JSON.parse(buffer.subarray(start, start + length).toString()) as Omit<ExtraState, 'student'>;
-  const rest = buffer.subarray(start + length);
-  return { ...header, student: rest.length > 0 ? Buffer.from(rest) : undefined };
+  if (buffer === undefined) throw new Error('the deep-inversion checkpoint lacks its plugin state; it was written by another plugin or version');
+  const { header, body } = decodeFramed<Omit<ExtraState, 'student'>>(buffer, EXTRA_MAGIC, 'the deep-inversion plugin state (written by another plugin or version?)');
+  return { ...header, student: body.length > 0 ? Buffer.from(body) : undefined };
 }
 
 function checkTeacher(teacher: ModelHandle, mode: DeepInversionConfig['mode']): { shape: [number, number, number]; numClasses: number } {
@@ -165,16 +158,6 @@ export function modeWeights(config: DeepInversionConfig): InversionWeights {
     competition: config.mode === 'adaptive' ? config.competition : 0,
     competitionTemperature: config.competitionTemperature,
   };
-}
-
-async function teacherLogitsOf(teacher: tf.LayersModel, images: Float32Array, shape: [number, number, number]): Promise<Float32Array> {
-  const count = images.length / (shape[0] * shape[1] * shape[2]);
-  const logits = tf.tidy(() => teacher.predict(tf.tensor4d(images, [count, ...shape])) as tf.Tensor);
-  try {
-    return (await logits.data()) as Float32Array;
-  } finally {
-    logits.dispose();
-  }
 }
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
@@ -228,7 +211,7 @@ async function synthesize(input: SynthesisInput, config: DeepInversionConfig, ct
       if (student !== undefined) {
         if (extra.student === undefined) throw new Error('the deep-inversion checkpoint of an adaptive run lacks the student');
         student.restore(extra.student);
-        teacherLogits!.set(await teacherLogitsOf(teacher.model, saved.images, shape));
+        teacherLogits!.set((await predictRows(teacher.model, { images: saved.images, count: saved.images.length / size, shape }, 256, ctx.signal)).rows);
       }
       ctx.log.info({ batchesDone: saved.batchesDone }, 'deep-inversion: resuming from checkpoint');
     }
@@ -266,7 +249,7 @@ async function synthesize(input: SynthesisInput, config: DeepInversionConfig, ct
 
       if (student !== undefined) {
         const batchImages = images.subarray(start * size, (start + n) * size);
-        const batchLogits = await teacherLogitsOf(teacher.model, batchImages, shape);
+        const { rows: batchLogits } = await predictRows(teacher.model, { images: batchImages, count: n, shape }, 256, ctx.signal);
         teacherLogits!.set(batchLogits, start * numClasses);
         agreementBefore = await student.agreement(batchImages, batchLogits, shape, numClasses);
         initialAgreement ??= agreementBefore;

@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { modelInputShape, type ModelHandle, type ModelSpec } from '../../core/models/model-spec';
 import { buildModel } from '../../core/models/zoo';
+import { predictRows } from '../../core/models/predict';
 import {
   PluginInputError,
-  throwIfAborted,
   type DistillationInput,
   type DistillationOutput,
   type DistillationPlugin,
@@ -13,7 +13,6 @@ import {
 import { kdLoss } from '../../core/plugins/losses';
 import { SeededRandom } from '../../core/random';
 import { trainClassifier, type TrainSummary } from '../../core/training/trainer';
-import { yieldToEventLoop } from '../../core/event-loop';
 import { studentOverridesSchema, studentSpecFrom } from '../../core/plugins/student-spec';
 
 export { kdLoss } from '../../core/plugins/losses';
@@ -42,24 +41,6 @@ export function studentSpec(teacher: ModelHandle, student: KdConfig['student']):
   return studentSpecFrom(teacher, student, 'kd');
 }
 
-/** Teacher logits for every image, in inference mode, batch by batch. */
-async function teacherLogitsFor(teacher: tf.LayersModel, images: Float32Array, shape: [number, number, number], batchSize: number, signal: AbortSignal): Promise<Float32Array> {
-  const size = shape[0] * shape[1] * shape[2];
-  const count = images.length / size;
-  let out: Float32Array | undefined;
-  for (let start = 0; start < count; start += batchSize) {
-    throwIfAborted(signal);
-    const n = Math.min(batchSize, count - start);
-    const logits = tf.tidy(() => teacher.predict(tf.tensor4d(images.subarray(start * size, (start + n) * size), [n, ...shape])) as tf.Tensor);
-    const data = (await logits.data()) as Float32Array;
-    logits.dispose();
-    out ??= new Float32Array(count * logits.shape[1]!);
-    out.set(data, start * logits.shape[1]!);
-    await yieldToEventLoop();
-  }
-  return out!;
-}
-
 async function distill(input: DistillationInput, config: KdConfig, ctx: StageContext): Promise<DistillationOutput> {
   const { teacher, data } = input;
   const spec = studentSpec(teacher, config.student);
@@ -78,7 +59,7 @@ async function distill(input: DistillationInput, config: KdConfig, ctx: StageCon
   const augmenting = config.augment.flip || config.augment.cropPadding > 0;
   let stored: tf.Tensor2D | undefined;
   if (!augmenting) {
-    const logits = data.teacherLogits ?? (await teacherLogitsFor(teacher.model, data.images, data.shape, Math.max(config.batchSize, 256), ctx.signal));
+    const logits = data.teacherLogits ?? (await predictRows(teacher.model, data, Math.max(config.batchSize, 256), ctx.signal)).rows;
     stored = tf.tensor2d(logits, [data.count, data.numClasses]);
   }
 
