@@ -13,15 +13,14 @@ import { Command } from 'commander';
 import { loadConfig } from '../src/core/config/config';
 import { loadBuiltinDataset } from '../src/core/data/builtin';
 import { randomSubset } from '../src/core/data/image-set';
-import { silentLogger } from '../src/core/logging/logger';
 import type { ModelHandle, ModelSpec } from '../src/core/models/model-spec';
 import { buildModel } from '../src/core/models/zoo';
-import type { StageContext } from '../src/core/plugins/contracts';
 import { initTensorBackend } from '../src/core/tensors/backend';
 import { evaluateClassifier } from '../src/core/training/evaluator';
 import { trainClassifier } from '../src/core/training/trainer';
 import { ieKdConfigSchema, plugin as ieKd } from '../src/plugins/ie-kd';
 import { kdConfigSchema, plugin as kd } from '../src/plugins/kd';
+import { benchLogger, benchStageContext } from './support/progress';
 import { writeBenchResults } from './support/results';
 import { formatPercent, meanStd } from './support/stats';
 import { printTable } from './support/table';
@@ -29,26 +28,7 @@ import { printTable } from './support/table';
 const METHODS = ['scratch', 'kd', 'ie-kd'] as const;
 type Method = (typeof METHODS)[number];
 
-function log(message: string): void {
-  process.stderr.write(`[bench:distill] ${new Date().toISOString().slice(11, 19)} ${message}\n`);
-}
-
-function context(seed: number): StageContext {
-  let last = 0;
-  return {
-    seed,
-    backend: tf.getBackend(),
-    signal: new AbortController().signal,
-    log: silentLogger,
-    report: (p) => {
-      if (p.step - last >= Math.max(1, Math.floor(p.total / 5)) || p.step === p.total) {
-        last = p.step;
-        log(`  step ${p.step}/${p.total} ${JSON.stringify(p.metrics ?? {})}`);
-      }
-    },
-  };
-}
-
+const log = benchLogger('distill');
 
 async function main(): Promise<void> {
   const options = new Command()
@@ -113,7 +93,7 @@ async function main(): Promise<void> {
         await trainClassifier(student, train, { epochs, batchSize, optimizer: 'adam', learningRate, seed: seed + 2000 }, { onStep: () => undefined });
       } else if (method === 'kd') {
         const config = kdConfigSchema.parse({ student: { width: studentWidth }, epochs, batchSize, learningRate, temperature: 4, alpha: 0.9 });
-        student = (await kd.distill({ teacher, data: train }, config, context(seed))).student.model;
+        student = (await kd.distill({ teacher, data: train }, config, benchStageContext(seed, log, `seed ${seed} ${method}`, 5))).student.model;
       } else {
         const config = ieKdConfigSchema.parse({
           student: { width: studentWidth },
@@ -122,7 +102,7 @@ async function main(): Promise<void> {
           learningRate,
           autoEncoder: { epochs: setup.ieKdAutoEncoderEpochs, optimizer: 'adam', learningRate },
         });
-        student = (await ieKd.distill({ teacher, data: train }, config, context(seed))).student.model;
+        student = (await ieKd.distill({ teacher, data: train }, config, benchStageContext(seed, log, `seed ${seed} ${method}`, 5))).student.model;
       }
       row[method] = (await evaluateClassifier(student, test)).top1;
       row.seconds[method] = (Date.now() - started) / 1000;

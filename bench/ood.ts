@@ -14,7 +14,6 @@ import { loadConfig } from '../src/core/config/config';
 import { loadBuiltinRaw } from '../src/core/data/builtin';
 import type { ImageSet } from '../src/core/data/image-set';
 import { toImageSet, type RawImageSet } from '../src/core/data/raw';
-import { silentLogger } from '../src/core/logging/logger';
 import type { ModelHandle, ModelSpec } from '../src/core/models/model-spec';
 import { buildModel } from '../src/core/models/zoo';
 import { SeededRandom } from '../src/core/random';
@@ -22,6 +21,7 @@ import { initTensorBackend } from '../src/core/tensors/backend';
 import { evaluateClassifier } from '../src/core/training/evaluator';
 import { trainClassifier } from '../src/core/training/trainer';
 import { decAugConfigSchema, plugin as decAug } from '../src/plugins/decaug';
+import { benchLogger, benchStageContext } from './support/progress';
 import { writeBenchResults } from './support/results';
 import { formatPercent, meanStd } from './support/stats';
 import { printTable } from './support/table';
@@ -29,9 +29,7 @@ import { printTable } from './support/table';
 const METHODS = ['erm', 'decaug'] as const;
 type Method = (typeof METHODS)[number];
 
-function log(message: string): void {
-  process.stderr.write(`[bench:ood] ${new Date().toISOString().slice(11, 19)} ${message}\n`);
-}
+const log = benchLogger('ood');
 
 /** A seeded subset of a raw split as float images (only the subset is converted, to save memory). */
 function rawSubset(raw: RawImageSet, count: number, seed: number, numClasses: number): ImageSet {
@@ -100,20 +98,8 @@ async function main(): Promise<void> {
         // DecAug takes a teacher for its spec (and an optional KD term, off here).
         const shapeOnly: ModelHandle = { name: 'backbone', model: buildModel(spec, 0), spec };
         const config = decAugConfigSchema.parse({ epochs, batchSize, learningRate });
-        let last = 0;
         model = (
-          await decAug.distill({ teacher: shapeOnly, data: train }, config, {
-            seed,
-            backend: backend.name,
-            signal: new AbortController().signal,
-            log: silentLogger,
-            report: (p) => {
-              if (p.step - last >= Math.floor(p.total / 5) || p.step === p.total) {
-                last = p.step;
-                log(`  step ${p.step}/${p.total} loss ${p.metrics?.loss?.toFixed(4)}`);
-              }
-            },
-          })
+          await decAug.distill({ teacher: shapeOnly, data: train }, config, benchStageContext(seed, log, `seed ${seed} decaug`, 5))
         ).student.model;
         shapeOnly.model.dispose();
       }

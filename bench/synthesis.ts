@@ -18,10 +18,9 @@ import { Command } from 'commander';
 import { loadConfig } from '../src/core/config/config';
 import { loadBuiltinDataset } from '../src/core/data/builtin';
 import { randomSubset, type LabelledDataset } from '../src/core/data/image-set';
-import { silentLogger } from '../src/core/logging/logger';
 import type { ModelHandle, ModelSpec } from '../src/core/models/model-spec';
 import { buildModel } from '../src/core/models/zoo';
-import type { StageContext, SynthesisPlugin } from '../src/core/plugins/contracts';
+import type { SynthesisPlugin } from '../src/core/plugins/contracts';
 import { teacherFrechetDistance } from '../src/core/synthesis/synthesis-output';
 import { initTensorBackend } from '../src/core/tensors/backend';
 import { bnStatisticsLoss, tapBatchNormInputs, type TappedModel } from '../src/core/tensors/bn-taps';
@@ -33,6 +32,7 @@ import { kdConfigSchema, plugin as kd } from '../src/plugins/kd';
 import { plugin as naturalInversion } from '../src/plugins/natural-inversion';
 import { plugin as noise } from '../src/plugins/noise';
 import { repoRoot } from './support/machine';
+import { benchLogger, benchStageContext } from './support/progress';
 import { writeBenchResults } from './support/results';
 import { formatPercent, meanStd } from './support/stats';
 import { printTable } from './support/table';
@@ -40,28 +40,7 @@ import { printTable } from './support/table';
 const METHODS = ['noise', 'deep-inversion', 'adi', 'natural-inversion'] as const;
 type Method = (typeof METHODS)[number];
 
-function log(message: string): void {
-  process.stderr.write(`[bench:synthesis] ${new Date().toISOString().slice(11, 19)} ${message}\n`);
-}
-
-function context(seed: number, label: string): StageContext {
-  let last = 0;
-  return {
-    seed,
-    backend: tf.getBackend(),
-    signal: new AbortController().signal,
-    log: silentLogger,
-    report: (p) => {
-      if (p.step - last >= Math.max(1, Math.floor(p.total / 10)) || p.step === p.total) {
-        last = p.step;
-        const metrics = Object.entries(p.metrics ?? {})
-          .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toPrecision(4)}`)
-          .join(', ');
-        log(`  ${label} ${p.step}/${p.total} ${metrics}`);
-      }
-    },
-  };
-}
+const log = benchLogger('synthesis');
 
 /**
  * The configs the benchmark gives each method: the same images, batch size and iterations per batch;
@@ -191,11 +170,11 @@ async function runSeed(seed: number, o: Options, data: LabelledDataset, pictures
   for (const method of o.methods) {
     log(`seed ${seed}: ${method}`);
     const { plugin, config } = synthesisStage(method, configs[method]);
-    const synth = await plugin.synthesize({ teacher, reference: data.test }, config, context(seed, `seed ${seed} ${method}`));
+    const synth = await plugin.synthesize({ teacher, reference: data.test }, config, benchStageContext(seed, log, `seed ${seed} ${method}`));
     for (const image of synth.images ?? []) fs.writeFileSync(path.join(pictures, `${method}-seed${seed}.png`), image.png);
     const kdStarted = Date.now();
     const kdConfig = kdConfigSchema.parse({ student: { width: o.studentWidth }, epochs: o.kdEpochs, batchSize: 128, learningRate: 0.001, augment: { flip: false, cropPadding: o.kdCrop } });
-    const student = (await kd.distill({ teacher, data: synth.dataset }, kdConfig, context(seed, `seed ${seed} ${method} kd`))).student.model;
+    const student = (await kd.distill({ teacher, data: synth.dataset }, kdConfig, benchStageContext(seed, log, `seed ${seed} ${method} kd`))).student.model;
     const top1 = (await evaluateClassifier(student, data.test)).top1;
     student.dispose();
     row.methods[method] = {
