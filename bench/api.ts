@@ -4,6 +4,7 @@ import 'reflect-metadata';
  * Postgres holding BENCH_RUNS runs (default 100,000) and BENCH_POINTS metric points (default
  * 10,000,000), filled with generate_series in SQL. Embedded Postgres under a temp dir; loopback only.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -14,11 +15,13 @@ import { silentLogger } from '../src/core/logging/logger';
 import { writeBenchResults } from './support/results';
 import { printTable } from './support/table';
 import { HistoryService } from '../src/core/history/history.service';
+import { apiBenchQueries, type ApiBenchJob, type ApiBenchKind } from './support/api-queries';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 100_000);
 const POINTS = Number(process.env.BENCH_POINTS ?? 10_000_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 100);
-const DURATION_MS = Number(process.env.BENCH_SECONDS ?? 30) * 1000;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
+const WRITES_PER_SECOND = Number(process.env.BENCH_WRITES_PER_SECOND ?? 1);
 const TEAMS = 10;
 const PROJECTS_PER_TEAM = 5;
 
@@ -80,55 +83,131 @@ async function main() {
     );
     // RunService writes each run's signature when it creates the run; rows inserted here get theirs now.
     await app.container.resolve(HistoryService).ensureSignatures();
-    await ds.query('ANALYZE');
+    // What autovacuum does after a bulk load: statistics, and the visibility map index-only scans need.
+    await ds.query('VACUUM ANALYZE');
     const fillSeconds = (Date.now() - fillStarted) / 1000;
     const [{ n: runCount }] = await ds.query(`SELECT count(*)::int AS n FROM runs`);
     const [{ n: pointCount }] = await ds.query(`SELECT count(*)::bigint::text AS n FROM metric_points`);
     const [{ size }] = await ds.query(`SELECT pg_database_size(current_database())::bigint::text AS size`);
     const sample: Array<{ id: string }> = await ds.query(`SELECT r.id FROM runs r JOIN projects p ON p.id = r.project_id WHERE p.team_id = $1 AND r.status = 'succeeded' LIMIT 200`, [team.id]);
 
-    const queries = {
-      history: () => ({ query: `{ runHistory(first: 20, filter: { metrics: [{ name: "top1", min: 0.8 }] }) { edges { cursor node { id seed status } } pageInfo { hasNextPage endCursor } } }` }),
-      compare: (i: number) => {
-        // Deterministic choice of 5 of the caller's runs (no global RNG).
-        const ids = Array.from({ length: 5 }, (_, k) => sample[(i * 37 + k * 11) % sample.length].id);
-        return { query: `query($ids: [ID!]!) { compareRuns(ids: $ids) { rows { signature top1 params macs differences } groups { runCount stats { metric mean std } } } }`, variables: { ids } };
-      },
-      leaderboard: () => ({ query: `{ leaderboard(input: { metric: "top1", constraints: [{ name: "params", max: 30000 }], paretoAgainst: macs, first: 20 }) { entries { rank value run { id } } paretoFront { value cost } } }` }),
+    const queries = apiBenchQueries(sample.map((r) => r.id));
+    const kinds = Object.keys(queries) as ApiBenchKind[];
+    const post = async (body: unknown) => {
+      const response = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+      const json = (await response.json()) as { errors?: unknown };
+      if (json.errors) throw new Error(`query failed: ${JSON.stringify(json.errors)}`);
     };
-    const latencies: Record<string, number[]> = { history: [], compare: [], leaderboard: [] };
-    let errors = 0;
-    const kinds = Object.keys(queries) as Array<keyof typeof queries>;
-    const deadline = Date.now() + DURATION_MS;
-    const started = performance.now();
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async (_, c) => {
-        for (let i = c; Date.now() < deadline; i++) {
-          const kind = kinds[i % kinds.length];
-          const t0 = performance.now();
-          const response = await fetch(app.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(queries[kind](i)) });
-          const body = (await response.json()) as { errors?: unknown };
-          if (body.errors) errors++;
-          latencies[kind].push(performance.now() - t0);
-        }
-      }),
+
+    // 1. Uncached: the version bump makes every cached result stale.
+    const uncached: Record<string, number[]> = {};
+    for (const kind of kinds) {
+      uncached[kind] = [];
+      for (let i = 0; i < 20; i++) {
+        await ds.query(`UPDATE change_counters SET version = version + 1 WHERE name = 'runs'`);
+        const t0 = performance.now();
+        await post(queries[kind](i));
+        uncached[kind].push(performance.now() - t0);
+      }
+    }
+
+    // 2. Load, with a writer finishing runs.
+    const job: ApiBenchJob = { url: app.url, token, clients: CLIENTS, seconds: SECONDS, sampleRunIds: sample.map((r) => r.id) };
+    const serverCpu0 = process.cpuUsage();
+    const pgCpu0 = postgresCpuSeconds(dataDir);
+    let writes = 0;
+    let writing = WRITES_PER_SECOND > 0;
+    const writer = (async () => {
+      while (writing) {
+        await new Promise((resolve) => setTimeout(resolve, 1000 / WRITES_PER_SECOND));
+        if (!writing) break;
+        await ds.query(
+          `UPDATE runs SET final_metrics = final_metrics || jsonb_build_object('top1', 0.5 + random() / 2)
+            WHERE id = (SELECT id FROM runs WHERE status = 'succeeded' ORDER BY created_at DESC OFFSET $1 LIMIT 1)`,
+          [(writes * 7919) % 50_000],
+        );
+        writes++;
+      }
+    })();
+    const clientScript = path.join(__dirname, 'support', 'api-clients.js');
+    const output = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, [clientScript, JSON.stringify(job)], { maxBuffer: 256 * 2 ** 20 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))),
     );
-    const seconds = (performance.now() - started) / 1000;
+    writing = false;
+    await writer;
+    const serverCpu = process.cpuUsage(serverCpu0);
+    const pgCpu = postgresCpuSeconds(dataDir) - pgCpu0;
+    const load = JSON.parse(output) as { seconds: number; latencies: Record<ApiBenchKind, number[]>; errors: number; firstErrors: unknown[] };
+    const latencies = load.latencies;
+    const errors = load.errors;
+    if (errors > 0) console.error(`first errors: ${JSON.stringify(load.firstErrors)}`);
+    const seconds = load.seconds;
     const all = Object.values(latencies).flat().sort((a, b) => a - b);
     const row = (name: string, values: number[]) => {
       const s = [...values].sort((a, b) => a - b);
       return { query: name, requests: s.length, p50: pct(s, 50), p95: pct(s, 95), p99: pct(s, 99), throughput: s.length / seconds };
     };
     const rows = [...kinds.map((k) => row(k, latencies[k])), row('all', all)];
+    const requests = all.length;
+    const cpu = {
+      serverMsPerRequest: (serverCpu.user + serverCpu.system) / 1000 / requests,
+      postgresMsPerRequest: (pgCpu * 1000) / requests,
+    };
+    const uncachedRows = kinds.map((k) => {
+      const s = [...uncached[k]].sort((a, b) => a - b);
+      return { query: k, requests: s.length, p50: pct(s, 50), p95: pct(s, 95), max: s.at(-1)! };
+    });
+    printTable('uncached (one client, every answer computed from the database)', ['query', 'requests', 'p50 ms', 'p95 ms', 'max ms'], uncachedRows.map((r) => [r.query, r.requests, r.p50, r.p95, r.max]), [0, 0, 1, 1, 1]);
     printTable(`bench:api — ${runCount} runs, ${pointCount} metric points, ${CLIENTS} clients, ${seconds.toFixed(1)} s`, ['query', 'requests', 'p50 ms', 'p95 ms', 'p99 ms', 'req/s'], rows.map((r) => [r.query, r.requests, r.p50, r.p95, r.p99, r.throughput]), [0, 0, 1, 1, 1, 1]);
     console.log(`database size ${(Number(size) / 2 ** 20).toFixed(0)} MiB; fill took ${fillSeconds.toFixed(0)} s; errors ${errors}`);
-    const file = writeBenchResults('api', 0, { runs: runCount, metricPoints: Number(pointCount), clients: CLIENTS, seconds, databaseBytes: Number(size), fillSeconds, errors, rows }, {
-      note: 'shared 2-core machine with other work running: latencies are noisy; see machine.loadAverage',
+    console.log(`writer: ${writes} runs finished during the load (${WRITES_PER_SECOND}/s); CPU per request: server ${cpu.serverMsPerRequest.toFixed(2)} ms, Postgres ${cpu.postgresMsPerRequest.toFixed(2)} ms (clients run in another process)`);
+    const file = writeBenchResults('api', 0, {
+      runs: runCount,
+      metricPoints: Number(pointCount),
+      clients: CLIENTS,
+      seconds,
+      databaseBytes: Number(size),
+      fillSeconds,
+      errors,
+      writesPerSecond: WRITES_PER_SECOND,
+      runsFinishedDuringLoad: writes,
+      cpu,
+      uncached: uncachedRows,
+      rows,
     });
     console.log(`wrote ${file}`);
   } finally {
     await app.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** CPU seconds (user + system) used so far by the Postgres processes serving `dataDir`. */
+function postgresCpuSeconds(dataDir: string): number {
+  const ticks = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      // The postmaster names the data dir; its backends are processes called "postgres" whose parent it is.
+      if (!cmdline.includes(dataDir) && !(comm === 'postgres' && postmasterOf(stat, dataDir))) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / ticks;
+    } catch {
+      // the process ended while being read
+    }
+  }
+  return total;
+}
+
+function postmasterOf(stat: string, dataDir: string): boolean {
+  const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+  try {
+    return fs.readFileSync(`/proc/${ppid}/cmdline`, 'utf8').includes(dataDir);
+  } catch {
+    return false;
   }
 }
 

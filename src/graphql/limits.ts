@@ -146,22 +146,41 @@ function refusal(status: number, code: string, message: string) {
  * to Apollo, which reports the syntax error.
  */
 export function refuseOverLimitQueries(schema: GraphQLSchema): RequestHandler {
+  // Verdicts by query text: clients send the same few documents again and again, and parsing plus
+  // validating each costs more than the rest of a cached request. null: within the limits.
+  const verdicts = new Map<string, LimitRefusal[] | null>();
   return (req, res, next) => {
     const query = (req.body as { query?: unknown } | undefined)?.query;
     if (typeof query !== 'string') return next();
-    let document;
-    try {
-      document = parse(query, { maxTokens: QUERY_LIMITS.maxTokens });
-    } catch {
-      return next();
+    let refusals = verdicts.get(query);
+    if (refusals === undefined) {
+      let document;
+      try {
+        document = parse(query, { maxTokens: QUERY_LIMITS.maxTokens });
+      } catch {
+        return next();
+      }
+      const errors = validate(schema, document, LIMIT_RULES);
+      refusals = errors.length === 0 ? null : errors.map((e) => ({ message: e.message, locations: e.locations, extensions: { code: e.extensions.limit, max: e.extensions.max } }));
+      if (query.length <= VERDICT_QUERY_MAX_CHARS) {
+        if (verdicts.size >= VERDICT_CACHE_ENTRIES) verdicts.delete(verdicts.keys().next().value!);
+        verdicts.set(query, refusals);
+      }
     }
-    const errors = validate(schema, document, LIMIT_RULES);
-    if (errors.length === 0) return next();
-    res.status(400).json({
-      errors: errors.map((e) => ({ message: e.message, locations: e.locations, extensions: { code: e.extensions.limit, max: e.extensions.max } })),
-    });
+    if (refusals === null) return next();
+    res.status(400).json({ errors: refusals });
   };
 }
+
+interface LimitRefusal {
+  message: string;
+  locations: GraphQLError['locations'];
+  extensions: { code: unknown; max: unknown };
+}
+
+/** How many query texts' limit verdicts are remembered, and the longest text remembered. */
+const VERDICT_CACHE_ENTRIES = 1_000;
+const VERDICT_QUERY_MAX_CHARS = 20_000;
 
 /** Array bodies (batched operations) are refused: one operation per request. */
 export const refuseBatches: RequestHandler = (req, res, next) => {

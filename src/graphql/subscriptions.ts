@@ -117,7 +117,8 @@ export function attachSubscriptionServer(httpServer: http.Server, schema: GraphQ
         const token = bearerToken(header);
         if (!token) return false;
         try {
-          callers.set(ctx.extra, await auth.authenticate(token));
+          // The connection outlives the runs version read with its token: its reads fetch the current one.
+          callers.set(ctx.extra, { ...(await auth.authenticate(token)), runsVersion: undefined });
           return true;
         } catch (error) {
           if (!(error instanceof UnauthenticatedError)) log.warn({ err: error }, 'could not authenticate a WebSocket connection');

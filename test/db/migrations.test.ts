@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 const TABLES = [
   'api_tokens',
   'artifacts',
+  'change_counters',
   'datasets',
   'members',
   'metric_points',

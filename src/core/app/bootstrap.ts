@@ -1,3 +1,6 @@
+import { ComparisonService } from '../history/comparison.service';
+import { HistoryService } from '../history/history.service';
+import { VersionedCache } from '../history/versioned-cache';
 import fs from 'node:fs';
 import { container, type DependencyContainer } from 'tsyringe';
 import { DataSource } from 'typeorm';
@@ -44,7 +47,7 @@ export interface StartOptions {
 }
 
 /** Services kept one per app; any other injectable class is built when asked for. */
-const SINGLETON_SERVICES: Array<new (...args: any[]) => unknown> = [ArtifactStore, AuthService, TeamService, ProjectService, PluginEnablementService, DatasetService, ModelService, RunService, RunExecutor, RunWorker, ProgressHub];
+const SINGLETON_SERVICES: Array<new (...args: any[]) => unknown> = [ArtifactStore, AuthService, TeamService, ProjectService, PluginEnablementService, DatasetService, ModelService, RunService, RunExecutor, RunWorker, ProgressHub, VersionedCache, HistoryService, ComparisonService];
 
 /**
  * Starts Condense: the database (embedded unless DATABASE_URL is set), migrations, the tensor

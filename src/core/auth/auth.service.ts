@@ -17,6 +17,11 @@ export interface Caller {
   member: Member;
   team: Team;
   tokenId: string;
+  /**
+   * The runs version (VersionedCache) read together with the token, for a caller authenticated for
+   * one request; absent for long-lived connections, whose reads fetch the current version each time.
+   */
+  runsVersion?: string;
 }
 
 export const ADMIN_TEAM_NAME = 'admin';
@@ -25,6 +30,22 @@ export const ADMIN_TOKEN_FILE = 'admin-token';
 const LAST_USED_RESOLUTION_MS = 60_000;
 /** Serialises first-start set-up between servers starting at once on one database. */
 const BOOTSTRAP_LOCK_KEY = 7_364_201_994;
+
+interface AuthRow {
+  token_id: string;
+  prefix: string;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+  member_id: string;
+  team_id: string;
+  member_name: string;
+  role: MemberRole;
+  member_created_at: Date;
+  team_name: string;
+  is_admin_team: boolean;
+  team_created_at: Date;
+  runs_version: string | null;
+}
 
 @injectable()
 export class AuthService {
@@ -39,16 +60,26 @@ export class AuthService {
     if (!token.startsWith(TOKEN_PREFIX)) {
       throw new UnauthenticatedError(`API tokens start with "${TOKEN_PREFIX}"; send one as "Authorization: Bearer <token>"`);
     }
-    const row = await this.dataSource.getRepository(ApiToken).findOneBy({ tokenHash: hashToken(token) });
+    // One round trip: the token, its member, the member's team, and the runs version for this request's cached reads.
+    const rows: AuthRow[] = await this.dataSource.query(
+      `SELECT t.id AS token_id, t.prefix, t.last_used_at, t.revoked_at,
+              m.id AS member_id, m.team_id, m.name AS member_name, m.role, m.created_at AS member_created_at,
+              tm.name AS team_name, tm.is_admin_team, tm.created_at AS team_created_at,
+              (SELECT version::text FROM change_counters WHERE name = 'runs') AS runs_version
+         FROM api_tokens t JOIN members m ON m.id = t.member_id JOIN teams tm ON tm.id = m.team_id
+        WHERE t.token_hash = $1`,
+      [hashToken(token)],
+    );
+    const row = rows[0];
     if (!row) throw new UnauthenticatedError('unknown API token; ask a team admin for a new one (createApiToken)');
-    if (row.revokedAt) throw new UnauthenticatedError(`API token ${row.prefix}… was revoked at ${row.revokedAt.toISOString()}`);
-    const member = await this.dataSource.getRepository(Member).findOneByOrFail({ id: row.memberId });
-    const team = await this.dataSource.getRepository(Team).findOneByOrFail({ id: member.teamId });
+    if (row.revoked_at) throw new UnauthenticatedError(`API token ${row.prefix}… was revoked at ${row.revoked_at.toISOString()}`);
+    const member = Object.assign(new Member(), { id: row.member_id, teamId: row.team_id, name: row.member_name, role: row.role, createdAt: row.member_created_at });
+    const team = Object.assign(new Team(), { id: row.team_id, name: row.team_name, isAdminTeam: row.is_admin_team, createdAt: row.team_created_at });
     const now = Date.now();
-    if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-      await this.dataSource.getRepository(ApiToken).update({ id: row.id }, { lastUsedAt: new Date(now) });
+    if (!row.last_used_at || now - row.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) {
+      await this.dataSource.getRepository(ApiToken).update({ id: row.token_id }, { lastUsedAt: new Date(now) });
     }
-    return { member, team, tokenId: row.id };
+    return { member, team, tokenId: row.token_id, runsVersion: row.runs_version ?? undefined };
   }
 
   /** Creates a token for `member` inside `manager`'s transaction; returns the row and the secret (shown once). */

@@ -14,6 +14,8 @@ import { Team } from '../records/team.entity';
 import { Initial1764000000000 } from '../../../migrations/1764000000000-initial';
 import { History1764200000000 } from '../../../migrations/1764200000000-history';
 import { DurableRuns1764100000000 } from '../../../migrations/1764100000000-durable-runs';
+import { ChangeCounters1764300000000 } from '../../../migrations/1764300000000-change-counters';
+import { ChangeCounter } from '../records/change-counter.entity';
 
 /** Every entity class, listed explicitly (no globs: the list is the same under ts-jest, tsc and node). */
 export const ENTITIES = [
@@ -30,7 +32,8 @@ export const ENTITIES = [
   RunStage,
   MetricPoint,
   RunCheckpoint,
+  ChangeCounter,
 ];
 
 /** Migrations in the order they run. Append new ones; never reorder or edit one that has shipped. */
-export const MIGRATIONS = [Initial1764000000000, DurableRuns1764100000000, History1764200000000];
+export const MIGRATIONS = [Initial1764000000000, DurableRuns1764100000000, History1764200000000, ChangeCounters1764300000000];

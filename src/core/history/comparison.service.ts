@@ -7,6 +7,7 @@ import { Run } from '../records/run.entity';
 import { FILTER_LIST_MAX, HistoryService, type MetricThreshold, type SeedGroup } from './history.service';
 import { differingKeys, flattenRunSettings } from './signature';
 import { metricExpression, parseMetricName, SqlParams, visibleProjectCondition } from './sql';
+import { VersionedCache } from './versioned-cache';
 
 export const COMPARE_MAX_RUNS = 50;
 export const LEADERBOARD_MAX = 100;
@@ -76,28 +77,26 @@ export class ComparisonService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly history: HistoryService,
+    private readonly cache: VersionedCache,
   ) {}
 
   async compareRuns(caller: Caller, ids: string[]): Promise<Comparison> {
     if (ids.length === 0 || ids.length > COMPARE_MAX_RUNS) throw new InvalidInputError(`compareRuns takes 1 to ${COMPARE_MAX_RUNS} run ids (got ${ids.length})`);
     const unique = [...new Set(ids.map((id) => parseId('ids', id)))];
-    const access: Array<{ id: string; team_id: string; shared: boolean }> = await this.dataSource.query(
-      `SELECT r.id, p.team_id, p.shared_for_comparison AS shared FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ANY($1::uuid[])`,
-      [unique],
-    );
-    const found = new Map(access.map((a) => [a.id, a]));
+    // The runs, who may read each, and their signatures, in one round trip.
+    let loaded = await this.loadWithAccess(unique);
+    const access = new Map(loaded.raw.map((a) => [a.id, a]));
     for (const id of unique) {
-      const row = found.get(id);
+      const row = access.get(id);
       if (!row) throw new NotFoundError(`no run with id ${id}`);
       if (row.team_id !== caller.team.id && !row.shared) throw new ForbiddenError(`run ${id} belongs to another team's project that is not shared for comparison`);
     }
-    await this.history.ensureSignatures(unique);
-    const runs = await this.dataSource.getRepository(Run).findBy({ id: In(unique) });
-    const signatures: Array<{ id: string; signature: string; signature_text: string }> = await this.dataSource.query(
-      `SELECT id, signature, signature_text FROM runs WHERE id = ANY($1::uuid[])`,
-      [unique],
-    );
-    const signatureOf = new Map(signatures.map((s) => [s.id, s]));
+    if (loaded.raw.some((a) => a.signature === null)) {
+      await this.history.ensureSignatures(unique);
+      loaded = await this.loadWithAccess(unique);
+    }
+    const signatureOf = new Map(loaded.raw.map((s) => [s.id, s]));
+    const runs = loaded.entities;
     const byId = new Map(runs.map((r) => [r.id, r]));
     const ordered = unique.map((id) => byId.get(id)!);
     const settings = ordered.map((run) => flattenRunSettings(run.seed, this.history.stagesOf(run)));
@@ -107,8 +106,8 @@ export class ComparisonService {
       const walls = Array.isArray(m.stageWallMs) ? (m.stageWallMs as StageWall[]) : [];
       return {
         run,
-        signature: signatureOf.get(run.id)!.signature,
-        signatureText: signatureOf.get(run.id)!.signature_text,
+        signature: signatureOf.get(run.id)!.signature!,
+        signatureText: signatureOf.get(run.id)!.signature_text!,
         differences: Object.fromEntries(differing.map((k) => [k, settings[i][k] ?? null])) as Record<string, string>,
         top1: numberOrNull(m.top1),
         params: numberOrNull(m.params),
@@ -122,6 +121,18 @@ export class ComparisonService {
     });
     const groups = await this.history.seedGroups(caller, [...new Set(rows.map((r) => r.signature))]);
     return { rows, groups };
+  }
+
+  /** Runs by id with their project's team and sharing flag and their signature. */
+  private async loadWithAccess(ids: string[]): Promise<{ entities: Run[]; raw: Array<{ id: string; team_id: string; shared: boolean; signature: string | null; signature_text: string | null }> }> {
+    const { entities, raw } = await this.dataSource
+      .getRepository(Run)
+      .createQueryBuilder('r')
+      .innerJoin('projects', 'p', 'p.id = r.project_id')
+      .addSelect(['p.team_id AS team_id', 'p.shared_for_comparison AS shared', 'r.id AS id', 'r.signature AS signature', 'r.signature_text AS signature_text'])
+      .where('r.id = ANY(:ids::uuid[])', { ids })
+      .getRawAndEntities();
+    return { entities, raw };
   }
 
   /**
@@ -148,7 +159,8 @@ export class ComparisonService {
       if (c.min != null) where.push(`${expr} >= ${params.add(c.min)}`);
       if (c.max != null) where.push(`${expr} <= ${params.add(c.max)}`);
     }
-    const rows: Array<{ part: 'rank' | 'front'; id: string; value: number; cost: number | null; rk: number | null }> = await this.dataSource.query(
+    // Ranking and front read every candidate run: cached under the runs version; the runs are read fresh.
+    const rows: Array<{ part: 'rank' | 'front'; id: string; value: number; cost: number | null; rk: number | null }> = await this.cache.query(
       `WITH c AS MATERIALIZED (
          SELECT r.id, r.created_at, ${value} AS value, ${cost} AS cost
            FROM runs r JOIN projects p ON p.id = r.project_id
@@ -168,6 +180,7 @@ export class ComparisonService {
        )
        SELECT * FROM ranked UNION ALL SELECT * FROM front`,
       params.values,
+      { version: caller.runsVersion },
     );
     const runs = rows.length > 0 ? await this.dataSource.getRepository(Run).findBy({ id: In([...new Set(rows.map((r) => r.id))]) }) : [];
     const byId = new Map(runs.map((r) => [r.id, r]));

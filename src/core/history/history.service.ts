@@ -10,6 +10,7 @@ import { Run } from '../records/run.entity';
 import { RunService } from '../runs/run.service';
 import { pipelineSignature, stagesOfRun, type PipelineSignature, type SignatureStage } from './signature';
 import { metricExpression, SqlParams, visibleProjectCondition } from './sql';
+import { VersionedCache } from './versioned-cache';
 
 export const HISTORY_PAGE_DEFAULT = 20;
 export const HISTORY_PAGE_MAX = 100;
@@ -107,6 +108,7 @@ export class HistoryService {
     private readonly dataSource: DataSource,
     private readonly registry: PluginRegistry,
     private readonly runService: RunService,
+    private readonly cache: VersionedCache,
   ) {}
 
   /** The stages a run's signature is made of. */
@@ -183,13 +185,15 @@ export class HistoryService {
       const at = `(timestamptz 'epoch' + ${params.add(cursor.createdMicros)}::bigint * interval '1 microsecond')`;
       where.push(`(r.created_at, r.id) < (${at}, ${params.add(cursor.id)}::uuid)`);
     }
-    const rows: Array<{ id: string; micros: string }> = await this.dataSource.query(
+    // The page's ids are cached under the runs version; the runs themselves are read fresh (progress changes often).
+    const rows: Array<{ id: string; micros: string }> = await this.cache.query(
       `SELECT r.id, (extract(epoch FROM r.created_at) * 1000000)::bigint::text AS micros
          FROM runs r JOIN projects p ON p.id = r.project_id
         WHERE ${where.join(' AND ')}
         ORDER BY r.created_at DESC, r.id DESC
         LIMIT ${first + 1}`,
       params.values,
+      { version: caller.runsVersion },
     );
     const page = rows.slice(0, first);
     const runs = page.length > 0 ? await this.dataSource.getRepository(Run).findBy({ id: In(page.map((r) => r.id)) }) : [];
@@ -265,28 +269,38 @@ export class HistoryService {
     return this.seedGroups(caller, signatures.map((s) => s.signature));
   }
 
-  /** Succeeded runs the caller may read, grouped by signature, with mean ± sample std of GROUP_METRICS. */
+  /** Succeeded runs the caller may read, grouped by signature, with mean ± sample std of GROUP_METRICS; largest group first. */
   async seedGroups(caller: Caller, signatures: string[]): Promise<SeedGroup[]> {
-    if (signatures.length === 0) return [];
-    await this.ensureSignatures();
+    const groups = await Promise.all([...new Set(signatures)].map((signature) => this.seedGroup(caller, signature)));
+    return groups.flatMap((g) => (g ? [g] : [])).sort((a, b) => b.runCount - a.runCount || a.signature.localeCompare(b.signature));
+  }
+
+  /**
+   * One signature's group. Aggregates over every readable run with it, so the result is cached per
+   * signature and team under the runs version (which any change to those runs bumps).
+   */
+  private async seedGroup(caller: Caller, signature: string): Promise<SeedGroup | undefined> {
     const params = new SqlParams();
-    const sigs = params.add(signatures);
+    const sig = params.add(signature);
     const visible = visibleProjectCondition('p', caller.team.id, params);
     const statColumns = GROUP_METRICS.map((m, i) => {
       const expr = metricExpression('r', m, params);
       return `avg(${expr}) AS mean${i}, stddev_samp(${expr}) AS std${i}, count(${expr})::int AS n${i}`;
     }).join(', ');
-    const rows: Array<Record<string, unknown> & { signature: string; text: string; runs: number; seeds: string[]; ids: string[] }> = await this.dataSource.query(
-      `SELECT r.signature, max(r.signature_text) AS text, count(*)::int AS runs,
+    const rows: Array<Record<string, unknown> & { signature: string; text: string; runs: number; seeds: string[]; ids: string[] }> = await this.cache.query(
+      // signature_text is read once, not aggregated, so the rest comes from the covering index runs_seed_group.
+      `SELECT r.signature, (SELECT signature_text FROM runs WHERE signature = ${sig} LIMIT 1) AS text, count(*)::int AS runs,
               array_agg(DISTINCT r.seed::text) AS seeds, (array_agg(r.id ORDER BY r.created_at DESC))[1:${FILTER_LIST_MAX}] AS ids,
               ${statColumns}
          FROM runs r JOIN projects p ON p.id = r.project_id
-        WHERE r.signature = ANY(${sigs}::text[]) AND r.status = 'succeeded' AND ${visible}
-        GROUP BY r.signature
-        ORDER BY count(*) DESC`,
+        WHERE r.signature = ${sig} AND r.status = 'succeeded' AND ${visible}
+        GROUP BY r.signature`,
       params.values,
+      { version: caller.runsVersion, before: () => this.ensureSignatures() },
     );
-    return rows.map((row) => ({
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
       signature: row.signature,
       signatureText: row.text,
       runCount: row.runs,
@@ -298,7 +312,7 @@ export class HistoryService {
         std: row[`std${i}`] == null ? null : Number(row[`std${i}`]),
         n: row[`n${i}`] as number,
       })),
-    }));
+    };
   }
 }
 
