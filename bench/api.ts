@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { DataSource } from 'typeorm';
 import { startCondense } from '../src/core/app/bootstrap';
 import { ADMIN_TOKEN_FILE } from '../src/core/auth/auth.service';
 import { silentLogger } from '../src/core/logging/logger';
@@ -22,6 +23,8 @@ const POINTS = Number(process.env.BENCH_POINTS ?? 10_000_000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 100);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const WRITES_PER_SECOND = Number(process.env.BENCH_WRITES_PER_SECOND ?? 1);
+/** Pause of each client between an answer and its next request: 0 saturates the server; 1,000 is people at dashboards. */
+const THINK_MS = (process.env.BENCH_THINK_MS ?? '0,1000').split(',').map(Number);
 const TEAMS = 10;
 const PROJECTS_PER_TEAM = 5;
 
@@ -111,75 +114,96 @@ async function main() {
       }
     }
 
-    // 2. Load, with a writer finishing runs.
-    const job: ApiBenchJob = { url: app.url, token, clients: CLIENTS, seconds: SECONDS, sampleRunIds: sample.map((r) => r.id) };
-    const serverCpu0 = process.cpuUsage();
-    const pgCpu0 = postgresCpuSeconds(dataDir);
-    let writes = 0;
-    let writing = WRITES_PER_SECOND > 0;
-    const writer = (async () => {
-      while (writing) {
-        await new Promise((resolve) => setTimeout(resolve, 1000 / WRITES_PER_SECOND));
-        if (!writing) break;
-        await ds.query(
-          `UPDATE runs SET final_metrics = final_metrics || jsonb_build_object('top1', 0.5 + random() / 2)
-            WHERE id = (SELECT id FROM runs WHERE status = 'succeeded' ORDER BY created_at DESC OFFSET $1 LIMIT 1)`,
-          [(writes * 7919) % 50_000],
-        );
-        writes++;
-      }
-    })();
-    const clientScript = path.join(__dirname, 'support', 'api-clients.js');
-    const output = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, [clientScript, JSON.stringify(job)], { maxBuffer: 256 * 2 ** 20 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))),
-    );
-    writing = false;
-    await writer;
-    const serverCpu = process.cpuUsage(serverCpu0);
-    const pgCpu = postgresCpuSeconds(dataDir) - pgCpu0;
-    const load = JSON.parse(output) as { seconds: number; latencies: Record<ApiBenchKind, number[]>; errors: number; firstErrors: unknown[] };
-    const latencies = load.latencies;
-    const errors = load.errors;
-    if (errors > 0) console.error(`first errors: ${JSON.stringify(load.firstErrors)}`);
-    const seconds = load.seconds;
-    const all = Object.values(latencies).flat().sort((a, b) => a - b);
-    const row = (name: string, values: number[]) => {
-      const s = [...values].sort((a, b) => a - b);
-      return { query: name, requests: s.length, p50: pct(s, 50), p95: pct(s, 95), p99: pct(s, 99), throughput: s.length / seconds };
-    };
-    const rows = [...kinds.map((k) => row(k, latencies[k])), row('all', all)];
-    const requests = all.length;
-    const cpu = {
-      serverMsPerRequest: (serverCpu.user + serverCpu.system) / 1000 / requests,
-      postgresMsPerRequest: (pgCpu * 1000) / requests,
-    };
+    // 2. Load, with a writer finishing runs: once per think time.
+    const phases: LoadPhase[] = [];
+    for (const thinkMs of THINK_MS) {
+      const phase = await runLoadPhase({ url: app.url, token, clients: CLIENTS, seconds: SECONDS, thinkMs, sampleRunIds: sample.map((r) => r.id) }, ds, dataDir);
+      phases.push(phase);
+      printTable(
+        `bench:api — ${runCount} runs, ${pointCount} metric points, ${CLIENTS} clients, think time ${thinkMs} ms, ${phase.seconds.toFixed(1)} s`,
+        ['query', 'requests', 'p50 ms', 'p95 ms', 'p99 ms', 'req/s'],
+        phase.rows.map((r) => [r.query, r.requests, r.p50, r.p95, r.p99, r.throughput]),
+        [0, 0, 1, 1, 1, 1],
+      );
+      console.log(
+        `  errors ${phase.errors}; writer finished ${phase.runsFinished} runs (${WRITES_PER_SECOND}/s); CPU per request: server ${phase.cpu.serverMsPerRequest.toFixed(2)} ms, ` +
+          `Postgres ${phase.cpu.postgresMsPerRequest.toFixed(2)} ms (clients run in another process)`,
+      );
+    }
     const uncachedRows = kinds.map((k) => {
       const s = [...uncached[k]].sort((a, b) => a - b);
       return { query: k, requests: s.length, p50: pct(s, 50), p95: pct(s, 95), max: s.at(-1)! };
     });
     printTable('uncached (one client, every answer computed from the database)', ['query', 'requests', 'p50 ms', 'p95 ms', 'max ms'], uncachedRows.map((r) => [r.query, r.requests, r.p50, r.p95, r.max]), [0, 0, 1, 1, 1]);
-    printTable(`bench:api — ${runCount} runs, ${pointCount} metric points, ${CLIENTS} clients, ${seconds.toFixed(1)} s`, ['query', 'requests', 'p50 ms', 'p95 ms', 'p99 ms', 'req/s'], rows.map((r) => [r.query, r.requests, r.p50, r.p95, r.p99, r.throughput]), [0, 0, 1, 1, 1, 1]);
-    console.log(`database size ${(Number(size) / 2 ** 20).toFixed(0)} MiB; fill took ${fillSeconds.toFixed(0)} s; errors ${errors}`);
-    console.log(`writer: ${writes} runs finished during the load (${WRITES_PER_SECOND}/s); CPU per request: server ${cpu.serverMsPerRequest.toFixed(2)} ms, Postgres ${cpu.postgresMsPerRequest.toFixed(2)} ms (clients run in another process)`);
+    console.log(`database size ${(Number(size) / 2 ** 20).toFixed(0)} MiB; fill took ${fillSeconds.toFixed(0)} s`);
     const file = writeBenchResults('api', 0, {
       runs: runCount,
       metricPoints: Number(pointCount),
       clients: CLIENTS,
-      seconds,
       databaseBytes: Number(size),
       fillSeconds,
-      errors,
       writesPerSecond: WRITES_PER_SECOND,
-      runsFinishedDuringLoad: writes,
-      cpu,
       uncached: uncachedRows,
-      rows,
+      phases,
     });
     console.log(`wrote ${file}`);
   } finally {
     await app.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+interface LoadPhase {
+  thinkMs: number;
+  seconds: number;
+  errors: number;
+  runsFinished: number;
+  cpu: { serverMsPerRequest: number; postgresMsPerRequest: number };
+  rows: Array<{ query: string; requests: number; p50: number; p95: number; p99: number; throughput: number }>;
+}
+
+/** Runs the client process for one phase while a writer finishes WRITES_PER_SECOND runs per second. */
+async function runLoadPhase(job: ApiBenchJob, ds: DataSource, dataDir: string): Promise<LoadPhase> {
+  const serverCpu0 = process.cpuUsage();
+  const pgCpu0 = postgresCpuSeconds(dataDir);
+  let runsFinished = 0;
+  let writing = WRITES_PER_SECOND > 0;
+  const writer = (async () => {
+    while (writing) {
+      await new Promise((resolve) => setTimeout(resolve, 1000 / WRITES_PER_SECOND));
+      if (!writing) break;
+      await ds.query(
+        `UPDATE runs SET final_metrics = final_metrics || jsonb_build_object('top1', 0.5 + random() / 2)
+          WHERE id = (SELECT id FROM runs WHERE status = 'succeeded' ORDER BY created_at DESC OFFSET $1 LIMIT 1)`,
+        [(runsFinished * 7919) % 50_000],
+      );
+      runsFinished++;
+    }
+  })();
+  const clientScript = path.join(__dirname, 'support', 'api-clients.js');
+  const output = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, [clientScript, JSON.stringify(job)], { maxBuffer: 256 * 2 ** 20 }, (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout))),
+  );
+  writing = false;
+  await writer;
+  const serverCpu = process.cpuUsage(serverCpu0);
+  const pgCpu = postgresCpuSeconds(dataDir) - pgCpu0;
+  const load = JSON.parse(output) as { seconds: number; latencies: Record<ApiBenchKind, number[]>; errors: number; firstErrors: unknown[] };
+  if (load.errors > 0) console.error(`first errors: ${JSON.stringify(load.firstErrors)}`);
+  const row = (name: string, values: number[]) => {
+    const s = [...values].sort((a, b) => a - b);
+    return { query: name, requests: s.length, p50: pct(s, 50), p95: pct(s, 95), p99: pct(s, 99), throughput: s.length / load.seconds };
+  };
+  const kinds = Object.keys(load.latencies) as ApiBenchKind[];
+  const all = Object.values(load.latencies).flat();
+  return {
+    thinkMs: job.thinkMs,
+    seconds: load.seconds,
+    errors: load.errors,
+    runsFinished,
+    cpu: { serverMsPerRequest: (serverCpu.user + serverCpu.system) / 1000 / all.length, postgresMsPerRequest: (pgCpu * 1000) / all.length },
+    rows: [...kinds.map((k) => row(k, load.latencies[k])), row('all', all)],
+  };
 }
 
 /** CPU seconds (user + system) used so far by the Postgres processes serving `dataDir`. */

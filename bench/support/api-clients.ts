@@ -1,6 +1,6 @@
 /**
  * The load generator of bench:api, run as its own process so that the server's event loop serves
- * requests only: `clients` concurrent clients, each sending its next request as soon as the last one
+ * requests only: `clients` concurrent clients, each sending its next request `thinkMs` after the last one
  * is answered, for `seconds`. Reads its job as JSON from argv[2]; prints latencies as JSON on stdout.
  */
 import { apiBenchQueries, type ApiBenchJob, type ApiBenchKind } from './api-queries';
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
           if (firstErrors.length < 3) firstErrors.push(body.errors);
         }
         latencies[kind].push(performance.now() - t0);
+        if (job.thinkMs > 0) await new Promise((resolve) => setTimeout(resolve, job.thinkMs));
       }
     }),
   );

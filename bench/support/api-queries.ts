@@ -6,6 +6,8 @@ export interface ApiBenchJob {
   token: string;
   clients: number;
   seconds: number;
+  /** Pause between an answer and the client's next request. */
+  thinkMs: number;
   sampleRunIds: string[];
 }
 

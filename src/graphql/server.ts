@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express from 'express';
@@ -51,7 +52,14 @@ export async function startGraphQLServer(appContainer: DependencyContainer, port
     introspection: true,
     includeStacktraceInErrorResponses: false,
     formatError: limitsFormatError(createFormatError(log)),
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), uploadEndpointPlugin, { serverWillStart: async () => ({ drainServer: stopSubscriptions }) }],
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      uploadEndpointPlugin,
+      // Condense sends no cache hints (freshness is VersionedCache's job); the default cache-control plugin would wrap
+      // every field's resolver to compute them.
+      ApolloServerPluginCacheControlDisabled(),
+      { serverWillStart: async () => ({ drainServer: stopSubscriptions }) },
+    ],
     validationRules: LIMIT_RULES,
     parseOptions: { maxTokens: QUERY_LIMITS.maxTokens },
     allowBatchedHttpRequests: false,

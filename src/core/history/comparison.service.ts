@@ -1,5 +1,5 @@
 import { injectable } from 'tsyringe';
-import { DataSource, In } from 'typeorm';
+import { DataSource } from 'typeorm';
 import type { Caller } from '../auth/auth.service';
 import { parseId } from '../app/validation';
 import { ForbiddenError, InvalidInputError, NotFoundError } from '../errors';
@@ -7,6 +7,7 @@ import { Run } from '../records/run.entity';
 import { FILTER_LIST_MAX, HistoryService, type MetricThreshold, type SeedGroup } from './history.service';
 import { differingKeys, flattenRunSettings } from './signature';
 import { metricExpression, parseMetricName, SqlParams, visibleProjectCondition } from './sql';
+import { RunLoader } from './run-loader';
 import { VersionedCache } from './versioned-cache';
 
 export const COMPARE_MAX_RUNS = 50;
@@ -78,7 +79,11 @@ export class ComparisonService {
     private readonly dataSource: DataSource,
     private readonly history: HistoryService,
     private readonly cache: VersionedCache,
-  ) {}
+  ) {
+    this.runs = new RunLoader(dataSource);
+  }
+
+  private readonly runs: RunLoader;
 
   async compareRuns(caller: Caller, ids: string[]): Promise<Comparison> {
     if (ids.length === 0 || ids.length > COMPARE_MAX_RUNS) throw new InvalidInputError(`compareRuns takes 1 to ${COMPARE_MAX_RUNS} run ids (got ${ids.length})`);
@@ -125,14 +130,13 @@ export class ComparisonService {
 
   /** Runs by id with their project's team and sharing flag and their signature. */
   private async loadWithAccess(ids: string[]): Promise<{ entities: Run[]; raw: Array<{ id: string; team_id: string; shared: boolean; signature: string | null; signature_text: string | null }> }> {
-    const { entities, raw } = await this.dataSource
-      .getRepository(Run)
-      .createQueryBuilder('r')
-      .innerJoin('projects', 'p', 'p.id = r.project_id')
-      .addSelect(['p.team_id AS team_id', 'p.shared_for_comparison AS shared', 'r.id AS id', 'r.signature AS signature', 'r.signature_text AS signature_text'])
-      .where('r.id = ANY(:ids::uuid[])', { ids })
-      .getRawAndEntities();
-    return { entities, raw };
+    const rows = await this.runs.byIdsWithProject<{ team_id: string; shared: boolean; signature: string | null; signature_text: string | null }>(ids, {
+      team_id: 'p.team_id',
+      shared: 'p.shared_for_comparison',
+      signature: 'r.signature',
+      signature_text: 'r.signature_text',
+    });
+    return { entities: rows.map((r) => r.run), raw: rows.map((r) => ({ id: r.run.id, ...r.extra })) };
   }
 
   /**
@@ -182,7 +186,7 @@ export class ComparisonService {
       params.values,
       { version: caller.runsVersion },
     );
-    const runs = rows.length > 0 ? await this.dataSource.getRepository(Run).findBy({ id: In([...new Set(rows.map((r) => r.id))]) }) : [];
+    const runs = await this.runs.byIds([...new Set(rows.map((r) => r.id))]);
     const byId = new Map(runs.map((r) => [r.id, r]));
     const entry = (r: (typeof rows)[number], rank: number | null): LeaderboardEntry => ({ rank, run: byId.get(r.id)!, value: Number(r.value), cost: r.cost == null ? null : Number(r.cost) });
     const ranked = rows.filter((r) => r.part === 'rank' && byId.has(r.id));

@@ -1,5 +1,5 @@
 import { injectable } from 'tsyringe';
-import { DataSource, In } from 'typeorm';
+import { DataSource } from 'typeorm';
 import type { Caller } from '../auth/auth.service';
 import { parseId } from '../app/validation';
 import { ForbiddenError, InvalidInputError, NotFoundError } from '../errors';
@@ -10,6 +10,7 @@ import { Run } from '../records/run.entity';
 import { RunService } from '../runs/run.service';
 import { pipelineSignature, stagesOfRun, type PipelineSignature, type SignatureStage } from './signature';
 import { metricExpression, SqlParams, visibleProjectCondition } from './sql';
+import { RunLoader } from './run-loader';
 import { VersionedCache } from './versioned-cache';
 
 export const HISTORY_PAGE_DEFAULT = 20;
@@ -109,7 +110,11 @@ export class HistoryService {
     private readonly registry: PluginRegistry,
     private readonly runService: RunService,
     private readonly cache: VersionedCache,
-  ) {}
+  ) {
+    this.runs = new RunLoader(dataSource);
+  }
+
+  private readonly runs: RunLoader;
 
   /** The stages a run's signature is made of. */
   stagesOf(run: Pick<Run, 'config' | 'pluginVersions'>): SignatureStage[] {
@@ -196,7 +201,7 @@ export class HistoryService {
       { version: caller.runsVersion },
     );
     const page = rows.slice(0, first);
-    const runs = page.length > 0 ? await this.dataSource.getRepository(Run).findBy({ id: In(page.map((r) => r.id)) }) : [];
+    const runs = await this.runs.byIds(page.map((r) => r.id));
     const byId = new Map(runs.map((r) => [r.id, r]));
     const edges = page.flatMap((r) => {
       const node = byId.get(r.id);
