@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { buildModel } from '../../src/core/models/zoo';
 import { initTensorBackend } from '../../src/core/tensors/backend';
-import { PluginInputError } from '../../src/core/plugins/contracts';
+import { PluginInputError, type StageCheckpoint } from '../../src/core/plugins/contracts';
+import { CheckpointFormatError } from '../../src/core/checkpoints/framed-buffer';
 import { cloneLayersModel, countZeros, cubicSparsity, globalMagnitudeMasks, magnitudeConfigSchema, plugin, prunableLayers } from '../../src/plugins/magnitude';
 import { mnistSample } from '../training/mnist-sample';
 import { predictLogits, stageContext, tinyConvNet } from './support/stage';
@@ -193,6 +194,38 @@ describe('gradual magnitude pruning', () => {
     expect(changed).toBe(true);
     out.model.model.dispose();
     expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+  it('resumes after the last completed round of a checkpoint and ends exactly where an uninterrupted run ends', async () => {
+    const data = mnistSample(0, 128);
+    const config = magnitudeConfigSchema.parse({ schedule: 'gradual', sparsity: 0.6, steps: 3, fineTune: { epochs: 1, batchSize: 64 } });
+    // Keeps every saved state, as the run executor's checkpoint table keeps the latest.
+    const saved: Array<{ step: number; state: Buffer }> = [];
+    const recorder: StageCheckpoint = { every: 1, load: async () => undefined, save: async (state, step) => void saved.push({ step, state: Buffer.from(state) }) };
+    const model = tinyConvNet([28, 28, 1], 10, 7);
+    const whole = await plugin.prune({ model: { name: 'tiny', model }, data }, config, { ...stageContext(5), checkpoint: recorder });
+    // A checkpoint after each round but the last (reported steps 2 and 4 of 6).
+    expect(saved.map((s) => s.step)).toEqual([2, 4]);
+
+    // A new process picks the stage up from the round-1 checkpoint: it must not redo round 1.
+    const before = tf.memory().numTensors;
+    const ctx = { ...stageContext(5), checkpoint: { every: 1, load: async () => saved[0].state, save: async () => undefined } satisfies StageCheckpoint };
+    const resumed = await plugin.prune({ model: { name: 'tiny', model }, data }, config, ctx);
+    expect(ctx.reports.map((r) => r.step)).toEqual([3, 4, 5, 6]);
+    const a = await weightValues(whole.model.model);
+    const b = await weightValues(resumed.model.model);
+    a.forEach((values, i) => expect(Array.from(b[i])).toEqual(Array.from(values)));
+    expect(resumed.metrics).toEqual(whole.metrics);
+    expect(resumed.model.masks).toEqual(whole.model.masks);
+    resumed.model.model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+
+    // A checkpoint of another schedule is refused, not silently used.
+    const other = magnitudeConfigSchema.parse({ ...config, steps: 4 });
+    await expect(plugin.prune({ model: { name: 'tiny', model }, data }, other, { ...stageContext(5), checkpoint: { every: 1, load: async () => saved[0].state, save: async () => undefined } })).rejects.toBeInstanceOf(
+      CheckpointFormatError,
+    );
+    whole.model.model.dispose();
     model.dispose();
   });
 });

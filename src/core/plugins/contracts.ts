@@ -54,7 +54,7 @@ export interface StageContext {
   signal: AbortSignal;
   report(progress: StageProgress): void;
   log: Logger;
-  /** Present when the run is durable; plugins that can resume mid-stage use it (today: kd, through the trainer). */
+  /** Present when the run is durable; plugins that can resume mid-stage use it (kd through the trainer, deep-inversion and natural-inversion per batch, magnitude per gradual round). */
   checkpoint?: StageCheckpoint;
 }
 

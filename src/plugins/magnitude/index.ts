@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ModelHandle } from '../../core/models/model-spec';
 import { SeededRandom } from '../../core/random';
 import { trainClassifier } from '../../core/training/trainer';
+import { loadRound, saveRound } from './round-checkpoint';
 import { PluginInputError, throwIfAborted, type PruningInput, type PruningOutput, type PruningPlugin, type StageContext } from '../../core/plugins/contracts';
 
 export const magnitudeConfigSchema = z.strictObject({
@@ -167,7 +168,15 @@ async function prune(input: PruningInput, config: MagnitudeConfig, ctx: StageCon
   let result: PruneStepResult | undefined;
   let fineTuneLoss: number | undefined;
   try {
-    for (let step = 1; step <= steps; step++) {
+    // Gradual pruning resumes after the last completed round (prune + fine-tune) of a checkpoint.
+    const resumed = gradual && ctx.checkpoint ? await loadRound(ctx.checkpoint, model, steps) : undefined;
+    if (resumed) {
+      result = resumed;
+      fineTuneLoss = resumed.fineTuneLoss;
+      for (let r = 0; r < resumed.round; r++) random.deriveSeed(); // the seeds those rounds' fine-tuning drew
+      ctx.log.info({ round: resumed.round, steps }, 'magnitude pruning resumed from a checkpoint');
+    }
+    for (let step = (resumed?.round ?? 0) + 1; step <= steps; step++) {
       throwIfAborted(ctx.signal);
       const target = gradual ? cubicSparsity(step, steps, 0, config.sparsity) : config.sparsity;
       result = await pruneInPlace(model, config, target, result?.masks ?? source.masks, source.name);
@@ -181,6 +190,7 @@ async function prune(input: PruningInput, config: MagnitudeConfig, ctx: StageCon
       );
       fineTuneLoss = summary.finalLoss;
       ctx.report({ step: 2 * step, total, metrics: { sparsity: 1 - result.kept / result.prunable, loss: fineTuneLoss } });
+      if (ctx.checkpoint && step < steps) await saveRound(ctx.checkpoint, model, { ...result, round: step, steps, fineTuneLoss }, 2 * step);
     }
   } catch (err) {
     model.dispose();
