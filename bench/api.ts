@@ -127,7 +127,7 @@ async function main() {
       );
       console.log(
         `  errors ${phase.errors}; writer finished ${phase.runsFinished} runs (${WRITES_PER_SECOND}/s); CPU per request: server ${phase.cpu.serverMsPerRequest.toFixed(2)} ms, ` +
-          `Postgres ${phase.cpu.postgresMsPerRequest.toFixed(2)} ms (clients run in another process)`,
+          `Postgres ${phase.cpu.postgresMsPerRequest.toFixed(2)} ms, load generator ${phase.cpu.clientsMsPerRequest.toFixed(2)} ms (another process)`,
       );
     }
     const uncachedRows = kinds.map((k) => {
@@ -158,7 +158,7 @@ interface LoadPhase {
   seconds: number;
   errors: number;
   runsFinished: number;
-  cpu: { serverMsPerRequest: number; postgresMsPerRequest: number };
+  cpu: { serverMsPerRequest: number; postgresMsPerRequest: number; clientsMsPerRequest: number };
   rows: Array<{ query: string; requests: number; p50: number; p95: number; p99: number; throughput: number }>;
 }
 
@@ -188,7 +188,7 @@ async function runLoadPhase(job: ApiBenchJob, ds: DataSource, dataDir: string): 
   await writer;
   const serverCpu = process.cpuUsage(serverCpu0);
   const pgCpu = postgresCpuSeconds(dataDir) - pgCpu0;
-  const load = JSON.parse(output) as { seconds: number; latencies: Record<ApiBenchKind, number[]>; errors: number; firstErrors: unknown[] };
+  const load = JSON.parse(output) as { seconds: number; latencies: Record<ApiBenchKind, number[]>; errors: number; firstErrors: unknown[]; cpuSeconds: number };
   if (load.errors > 0) console.error(`first errors: ${JSON.stringify(load.firstErrors)}`);
   const row = (name: string, values: number[]) => {
     const s = [...values].sort((a, b) => a - b);
@@ -201,7 +201,11 @@ async function runLoadPhase(job: ApiBenchJob, ds: DataSource, dataDir: string): 
     seconds: load.seconds,
     errors: load.errors,
     runsFinished,
-    cpu: { serverMsPerRequest: (serverCpu.user + serverCpu.system) / 1000 / all.length, postgresMsPerRequest: (pgCpu * 1000) / all.length },
+    cpu: {
+      serverMsPerRequest: (serverCpu.user + serverCpu.system) / 1000 / all.length,
+      postgresMsPerRequest: (pgCpu * 1000) / all.length,
+      clientsMsPerRequest: (load.cpuSeconds * 1000) / all.length,
+    },
     rows: [...kinds.map((k) => row(k, load.latencies[k])), row('all', all)],
   };
 }
