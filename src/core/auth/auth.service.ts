@@ -10,6 +10,7 @@ import { ApiToken } from '../records/api-token.entity';
 import { MemberRole } from '../records/enums';
 import { Member } from '../records/member.entity';
 import { Team } from '../records/team.entity';
+import { preparedQuery } from '../db/prepared-query';
 import { generateToken, hashToken, TOKEN_PREFIX } from './tokens';
 
 /** Who is calling: resolved from a bearer token once per request. */
@@ -61,7 +62,9 @@ export class AuthService {
       throw new UnauthenticatedError(`API tokens start with "${TOKEN_PREFIX}"; send one as "Authorization: Bearer <token>"`);
     }
     // One round trip: the token, its member, the member's team, and the runs version for this request's cached reads.
-    const rows: AuthRow[] = await this.dataSource.query(
+    const rows = await preparedQuery<AuthRow>(
+      this.dataSource,
+      'condense-authenticate',
       `SELECT t.id AS token_id, t.prefix, t.last_used_at, t.revoked_at,
               m.id AS member_id, m.team_id, m.name AS member_name, m.role, m.created_at AS member_created_at,
               tm.name AS team_name, tm.is_admin_team, tm.created_at AS team_created_at,

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { preparedQuery } from '../db/prepared-query';
 import { Run } from '../records/run.entity';
 
 /**
@@ -19,7 +20,7 @@ export class RunLoader {
   /** The runs with these ids (any order; missing ids are left out). */
   async byIds(ids: string[]): Promise<Run[]> {
     if (ids.length === 0) return [];
-    const rows: Array<Record<string, unknown>> = await this.dataSource.query(`SELECT ${this.selectList} FROM runs r WHERE r.id = ANY($1::uuid[])`, [ids]);
+    const rows = await preparedQuery<Record<string, unknown>>(this.dataSource, 'condense-runs-by-ids', `SELECT ${this.selectList} FROM runs r WHERE r.id = ANY($1::uuid[])`, [ids]);
     return rows.map((row) => this.hydrate(row));
   }
 
