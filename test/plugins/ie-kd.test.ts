@@ -161,12 +161,33 @@ describe('ie-kd on real MNIST digits', () => {
     expect(out.metrics.autoEncoderLoss).toBeGreaterThan(0);
     expect(Number.isFinite(out.metrics.inheritLoss)).toBe(true);
     expect(out.metrics.exploreLoss).toBeLessThanOrEqual(0); // −distance for l1
+    // Inheritance pulls the student's inheritance-part factor towards the teacher's factor and
+    // exploration pushes its exploration-part factor away: after training the first is the closer.
+    expect(out.metrics.inheritLoss).toBeLessThan(-out.metrics.exploreLoss);
     const steps = Math.floor(2000 / 64);
     expect(out.metrics.steps).toBe(2 * steps);
     expect(ctx.reports.length).toBe(3 * steps);
     expect(ctx.reports[ctx.reports.length - 1]).toMatchObject({ step: 3 * steps, total: 3 * steps });
     // The frozen teacher (its moving BN statistics included) is not touched.
     teacher.model.getWeights().forEach((w, i) => expect(Array.from(w.dataSync())).toEqual(teacherWeights[i]));
+    out.student.model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("with kd.alpha = 1 learns from the teacher's logits alone (the labels given are all wrong)", async () => {
+    // Every label is 0: only the teacher's softened logits can teach the student the digits.
+    const wrong = { ...train, labels: new Int32Array(train.count) };
+    const config = ieKdConfigSchema.parse({
+      epochs: 2,
+      batchSize: 64,
+      learningRate: 2e-3,
+      factorChannels: 8,
+      kd: { alpha: 1, temperature: 4 },
+      autoEncoder: { epochs: 1, optimizer: 'adam', learningRate: 2e-3 },
+    });
+    const before = tf.memory().numTensors;
+    const out = await plugin.distill({ teacher, data: wrong }, config, stageContext(5));
+    expect((await evaluateClassifier(out.student.model, heldOut)).top1).toBeGreaterThan(0.7);
     out.student.model.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -192,9 +213,11 @@ describe('ie-kd on real MNIST digits', () => {
     b.student.model.dispose();
   });
 
-  it('refuses feature maps of different sizes and unknown layers', async () => {
+  it('refuses feature maps of different sizes, unknown layers and a student feature map too thin to split', async () => {
     const before = tf.memory().numTensors;
     const small = mnistSample(0, 64);
+    // Width 0.05 leaves conv2 one channel: nothing to divide into inheritance and exploration parts.
+    await expect(plugin.distill({ teacher, data: small }, ieKdConfigSchema.parse({ student: { width: 0.05 } }), stageContext(1))).rejects.toThrow(/at least 2/);
     await expect(plugin.distill({ teacher, data: small }, ieKdConfigSchema.parse({ studentLayer: 'relu1' }), stageContext(1))).rejects.toThrow(/same spatial size/);
     await expect(plugin.distill({ teacher, data: small }, ieKdConfigSchema.parse({ teacherLayer: 'nope' }), stageContext(1))).rejects.toThrow(/has no layer "nope"/);
     expect(tf.memory().numTensors).toBe(before);

@@ -2,8 +2,11 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { modelInputShape, type ModelHandle } from '../../core/models/model-spec';
 import { buildModel } from '../../core/models/zoo';
+import { predictRows } from '../../core/models/predict';
+import { kdLoss } from '../../core/plugins/losses';
 import {
   PluginInputError,
+  StageCancelledError,
   type DistillationInput,
   type DistillationOutput,
   type DistillationPlugin,
@@ -31,11 +34,25 @@ export const ieKdConfigSchema = z.strictObject({
   student: studentOverridesSchema(0.5),
   teacherLayer: z.string().min(1).optional().describe("Teacher layer whose output is factorised; default: the teacher's last feature map before global pooling/flatten"),
   studentLayer: z.string().min(1).optional().describe("Student layer mapped to the student's factor; default: its last feature map before global pooling/flatten"),
-  factorChannels: z.number().int().min(2).max(1024).default(32).describe('Channels of the factors (auto-encoder bottleneck)'),
-  split: z.enum(FACTOR_SPLITS).default('natural').describe("'natural': factor channels [0, ⌈k/2⌉) inherit, the rest explore; 'random': a seeded random ⌈k/2⌉ channels inherit"),
+  factorChannels: z.number().int().min(1).max(1024).default(32).describe("Channels of the factors: the teacher auto-encoder's bottleneck and the output of each of the student's two encoders"),
+  split: z
+    .enum(FACTOR_SPLITS)
+    .default('natural')
+    .describe("How the student's feature channels (c) are divided: 'natural': channels [0, ⌈c/2⌉) form the inheritance part, the rest the exploration part; 'random': a seeded random ⌈c/2⌉ channels inherit"),
   distance: z.enum(FACTOR_DISTANCES).default('l1').describe("'l1'/'l2': normalised factor-transfer distance (exploration = its negative); 'cosine': 1 − cos to inherit, |cos| to explore"),
   inheritWeight: z.number().min(0).max(1e4).default(1),
   exploreWeight: z.number().min(0).max(1e4).default(1),
+  kd: z
+    .strictObject({
+      alpha: z.number().min(0).max(1).default(0),
+      temperature: z.number().gt(0).max(100).default(4),
+    })
+    .default({ alpha: 0, temperature: 4 })
+    .describe(
+      "Optional Hinton KD term on the logits, for IE-KD combined with logit distillation (the paper presents IE-KD as combinable with existing distillation methods): " +
+        'with alpha > 0 the cross-entropy is replaced by alpha·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 − alpha)·CE, as in the kd plugin. ' +
+        "alpha 0 (default): the paper's IE-KD loss alone (CE + inheritance + exploration)",
+    ),
   autoEncoder: trainingSchema.default({ epochs: 5, optimizer: 'adam', learningRate: 0.001 }).describe("Stage 1: the teacher feature map's auto-encoder (L1 reconstruction)"),
   epochs: z.number().int().min(1).max(1000).default(10),
   batchSize: z.number().int().min(1).max(4096).default(128),
@@ -63,6 +80,24 @@ function featureShape(layer: tf.layers.Layer): [number, number, number] {
   return [s[1], s[2], s[3]];
 }
 
+/** Largest set of precomputed teacher factors kept in memory (bytes); beyond it they are computed per batch. */
+const STORED_FACTOR_BYTES = 512 * 1024 * 1024;
+
+/** The frozen teacher's factor of every image of `data`, as [count, factorSize] rows. */
+async function teacherFactors(data: DistillationInput['data'], factor: (images: tf.Tensor4D) => tf.Tensor, factorSize: number, ctx: StageContext): Promise<tf.Tensor2D> {
+  const rows = new Float32Array(data.count * factorSize);
+  const size = data.shape.reduce((a, b) => a * b, 1);
+  const chunk = 256;
+  for (let start = 0; start < data.count; start += chunk) {
+    if (ctx.signal.aborted) throw new StageCancelledError();
+    const n = Math.min(chunk, data.count - start);
+    const values = tf.tidy(() => factor(tf.tensor4d(data.images.subarray(start * size, (start + n) * size), [n, ...data.shape])).dataSync());
+    rows.set(values, start * factorSize);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return tf.tensor2d(rows, [data.count, factorSize]);
+}
+
 async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageContext): Promise<DistillationOutput> {
   const { teacher, data } = input;
   const spec = studentSpecFrom(teacher, config.student, 'ie-kd');
@@ -75,6 +110,8 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
   const teacherFeatures = withFeatureOutput(teacher.model, teacherLayerName);
   const student = buildModel(spec, random.deriveSeed());
   const owned: tf.LayersModel[] = [];
+  let stored: tf.Tensor2D | undefined;
+  let storedLogits: tf.Tensor2D | undefined;
   try {
     const studentLayerName = config.studentLayer ?? findFeatureLayer(student);
     const studentShape = featureShape(featureLayer(student, studentLayerName));
@@ -85,14 +122,19 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
       );
     }
     const studentFeatures = withFeatureOutput(student, studentLayerName);
+    if (studentShape[2] < 2) {
+      throw new PluginInputError(`the student's feature map ${studentLayerName} has ${studentShape[2]} channel; IE-KD splits it into an inheritance and an exploration part, so it needs at least 2`);
+    }
     const k = config.factorChannels;
+    // The student's feature channels, split into the inheritance part and the exploration part.
+    const split: ChannelSplit = splitFactorChannels(studentShape[2], config.split, config.split === 'random' ? random.permutation(studentShape[2]) : undefined);
     const encoder = buildFactorEncoder(teacherShape, k, random.deriveSeed(), 'teacher_encoder');
     const decoder = buildFactorDecoder(teacherShape, k, random.deriveSeed(), 'teacher_decoder');
-    const studentEncoder = buildFactorEncoder(studentShape, k, random.deriveSeed(), 'student_encoder');
-    owned.push(encoder, decoder, studentEncoder);
-    const split: ChannelSplit = splitFactorChannels(k, config.split, config.split === 'random' ? random.permutation(k) : undefined);
+    const inheritEncoder = buildFactorEncoder([studentShape[0], studentShape[1], split.inherit.length], k, random.deriveSeed(), 'student_inherit_encoder');
+    const exploreEncoder = buildFactorEncoder([studentShape[0], studentShape[1], split.explore.length], k, random.deriveSeed(), 'student_explore_encoder');
+    owned.push(encoder, decoder, inheritEncoder, exploreEncoder);
 
-    // The teacher's last-layer feature under the frozen network (inference mode: moving BN statistics).
+    // The teacher's feature under the frozen network (inference mode: moving BN statistics).
     const teacherFeature = (images: tf.Tensor4D) => (teacherFeatures.apply(images, { training: false }) as tf.Tensor[])[0];
     const report = (stage: string, offset: number, total: number) => (step: number, _t: number, m: { loss: number; lr: number }) =>
       ctx.report({ step: offset + step, total, metrics: { [`${stage}Loss`]: m.loss, lr: m.lr } });
@@ -116,7 +158,19 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
       },
     );
 
-    // Stage 2: the student and its encoder; the teacher and its encoder are frozen.
+    // The teacher and its encoder are frozen from here on, so the teacher's factor of an image never
+    // changes: compute it once when it fits in memory, else per batch.
+    const factorSize = teacherShape[0] * teacherShape[1] * k;
+    stored = data.count * factorSize * 4 <= STORED_FACTOR_BYTES ? await teacherFactors(data, (images) => encoder.apply(teacherFeature(images), { training: false }) as tf.Tensor, factorSize, ctx) : undefined;
+    const factorShape = [teacherShape[0], teacherShape[1], k];
+    const useKd = config.kd.alpha > 0;
+    if (useKd) {
+      const logits = data.teacherLogits ?? (await predictRows(teacher.model, data, Math.max(config.batchSize, 256), ctx.signal)).rows;
+      storedLogits = tf.tensor2d(logits, [data.count, data.numClasses]);
+    }
+
+    // Stage 2: the student and its two encoders. The inheritance part's factor is pulled towards the
+    // teacher's factor, the exploration part's factor pushed away from it.
     let lastInherit = NaN;
     let lastExplore = NaN;
     const main = await trainClassifier(
@@ -132,18 +186,24 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
       },
       {
         signal: ctx.signal,
-        params: [...trainableParams(student), ...trainableParams(studentEncoder)],
+        params: [...trainableParams(student), ...trainableParams(inheritEncoder), ...trainableParams(exploreEncoder)],
         onStep: report('student', aeSteps, aeSteps + mainSteps),
         batchLoss: (batch) => {
-          const teacherFactor = encoder.apply(teacherFeature(batch.images), { training: false }) as tf.Tensor;
+          const teacherFactor = stored
+            ? tf.reshape(tf.gather(stored, tf.tensor1d(batch.indices, 'int32')), [batch.indices.length, ...factorShape])
+            : (encoder.apply(teacherFeature(batch.images), { training: false }) as tf.Tensor);
           const [feature, logits] = studentFeatures.apply(batch.images, { training: true }) as tf.Tensor[];
-          const studentFactor = studentEncoder.apply(feature, { training: true }) as tf.Tensor;
-          const inherit = inheritanceLoss(gatherChannels(studentFactor, split.inherit), gatherChannels(teacherFactor, split.inherit), config.distance);
-          const explore = explorationLoss(gatherChannels(studentFactor, split.explore), gatherChannels(teacherFactor, split.explore), config.distance);
+          const inheritFactor = inheritEncoder.apply(gatherChannels(feature, split.inherit), { training: true }) as tf.Tensor;
+          const exploreFactor = exploreEncoder.apply(gatherChannels(feature, split.explore), { training: true }) as tf.Tensor;
+          const inherit = inheritanceLoss(inheritFactor, teacherFactor, config.distance);
+          const explore = explorationLoss(exploreFactor, teacherFactor, config.distance);
           // Read back cheaply for the metrics (the values are tiny scalars).
           lastInherit = inherit.dataSync()[0];
           lastExplore = explore.dataSync()[0];
-          return tf.addN([crossEntropy(logits as tf.Tensor2D, batch.labels), tf.mul(inherit, config.inheritWeight), tf.mul(explore, config.exploreWeight)]) as tf.Scalar;
+          const base = storedLogits
+            ? kdLoss(logits as tf.Tensor2D, tf.gather(storedLogits, tf.tensor1d(batch.indices, 'int32')) as tf.Tensor2D, batch.labels, config.kd.temperature, config.kd.alpha)
+            : crossEntropy(logits as tf.Tensor2D, batch.labels);
+          return tf.addN([base, tf.mul(inherit, config.inheritWeight), tf.mul(explore, config.exploreWeight)]) as tf.Scalar;
         },
       },
     );
@@ -164,26 +224,31 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
     throw err;
   } finally {
     owned.forEach(disposeModel);
+    stored?.dispose();
+    storedLogits?.dispose();
   }
 }
 
 /**
  * Inheritance and Exploration KD (Huang et al., CVPR 2021), with the teacher as the frozen pretrained
- * network (the reference code's names are inverted; this is the paper's meaning).
+ * network (the reference code's names are inverted; this is the paper's meaning). As in the paper and
+ * the reference's `train_teacher` read with the names put right: the network being trained (the
+ * student) is the one split into inheritance and exploration parts, each with its own encoder, and
+ * both parts' factors are compared with the pretrained teacher's whole factor.
  */
 export const plugin: DistillationPlugin<IeKdConfig> = {
   name: 'ie-kd',
   kind: 'distillation',
-  version: '1.0.0',
+  version: '2.0.0',
   description:
     "Inheritance and Exploration KD. Stage 1 trains an auto-encoder (3× conv3×3+BN+LeakyReLU(0.1) to factorChannels, mirrored decoder, L1 " +
-    "reconstruction) on the frozen teacher's feature map (teacherLayer, default its last feature map before global pooling/flatten). " +
-    "Stage 2 trains the student (the teacher's spec with student overrides) and a student encoder of the same shape, mapping the student's " +
-    'feature map (studentLayer, same default) to a factor with the same factorChannels: loss = CE + inheritWeight·inherit + exploreWeight·explore. ' +
-    "Split semantics: the channel indices 0..k−1 of BOTH factors are split into an inherit set and an explore set (natural: first ⌈k/2⌉ / rest; " +
-    "random: a seeded random ⌈k/2⌉ / rest) and the same indices are used on both sides: the student factor's inherit channels are pulled towards " +
-    "the teacher factor's inherit channels, its explore channels pushed away from the teacher factor's explore channels. Distances: " +
-    "l1/l2 = (Σ|x̂−ŷ|^p / numel)^(1/p) on per-example L2-normalised flattened factors (explore = its negative); cosine = 1 − cos (inherit), |cos| (explore), " +
+    "reconstruction) on the frozen teacher's feature map (teacherLayer, default its last feature map before global pooling/flatten); its encoder " +
+    "gives the teacher's factor. Stage 2 trains the student (the teacher's spec with student overrides), whose feature map (studentLayer, same " +
+    "default) is divided by channel into an inheritance part and an exploration part (split natural: first ⌈c/2⌉ / rest; random: a seeded random " +
+    "⌈c/2⌉ / rest); each part has its own encoder (same design, factorChannels out), trained with the student. " +
+    'loss = CE + inheritWeight·inherit(inheritance factor, teacher factor) + exploreWeight·explore(exploration factor, teacher factor); with kd.alpha > 0 ' +
+    "CE is replaced by the kd plugin's Hinton loss on the teacher's logits (IE-KD combined with KD). Distances: " +
+    "l1/l2 = (Σ|x̂−ŷ|^p / numel)^(1/p) on per-example L2-normalised flattened factors, explore = its negative; cosine = 1 − cos (inherit), |cos| (explore), " +
     'batch means. The teacher and its encoder stay frozen (inference mode) in stage 2; only the student is output. Feature maps must have the same ' +
     'height and width. Metrics: autoEncoderLoss, trainLoss, inheritLoss, exploreLoss (last step), epochs, steps, trainSeconds.',
   configSchema: ieKdConfigSchema,

@@ -73,12 +73,12 @@ export interface ChannelSplit {
 }
 
 /**
- * Splits `channels` factor channels in two: 'natural' = first ⌈c/2⌉ channels inherit, the rest
+ * Splits `channels` channels (IE-KD splits the student's feature channels) in two: 'natural' = first ⌈c/2⌉ channels inherit, the rest
  * explore; 'random' = a seeded random ⌈c/2⌉ channels inherit, the rest explore. `permutation`
  * (required for 'random') is a permutation of 0..channels-1.
  */
 export function splitFactorChannels(channels: number, split: FactorSplit, permutation?: ArrayLike<number>): ChannelSplit {
-  if (!(Number.isInteger(channels) && channels >= 2)) throw new RangeError(`a factor needs at least 2 channels to split; got ${channels}`);
+  if (!(Number.isInteger(channels) && channels >= 2)) throw new RangeError(`a split needs at least 2 channels; got ${channels}`);
   const half = Math.ceil(channels / 2);
   let order: number[];
   if (split === 'natural') order = Array.from({ length: channels }, (_, i) => i);
