@@ -100,6 +100,35 @@ describe('DecAug losses', () => {
     tf.dispose([h, kCtx, labels, contexts]);
   });
 
+  it('holding the probabilities (the reference’s detach) keeps the value and differentiates only through the kernels', () => {
+    const h = tf.tensor2d(seq(12, 11), [3, 4]);
+    const kCtx = tf.tensor2d(seq(8, 12), [4, 2]);
+    const labels = tf.tensor1d([1, 0, 2], 'int32');
+    const contexts = tf.tensor1d([0, 1, 1], 'int32');
+    const shape = [4, 3];
+    const values = seq(12, 13);
+    const k0 = tf.tensor2d(values, [4, 3]);
+    // The orthogonality term with the category logits computed from `logitsKernel` and the gradient chain from `chainKernel`.
+    const orth = (logitsKernel: tf.Tensor, chainKernel: tf.Tensor, hold: boolean) =>
+      tf.tidy(() => {
+        const catGrad = crossEntropyInputGradient(tf.matMul(h, logitsKernel as tf.Tensor2D), labels, [chainKernel as tf.Tensor2D], hold);
+        const ctxGrad = crossEntropyInputGradient(tf.matMul(h, kCtx), contexts, [kCtx], hold);
+        return gradientOrthogonality(catGrad, ctxGrad, 1e-8);
+      });
+    expect(read(orth(k0, k0, true))[0]).toBeCloseTo(read(orth(k0, k0, false))[0], 6);
+    const held = read(tf.grad((k: tf.Tensor) => orth(k, k, true))(k0));
+    const full = read(tf.grad((k: tf.Tensor) => orth(k, k, false))(k0));
+    // Held: the derivative of the term with the softmax frozen at k0, i.e. through the chain kernel only.
+    const numeric = numericGradient((k) => orth(k0, k, false), values, shape);
+    held.forEach((g, i) => expect(Math.abs(g - numeric[i])).toBeLessThan(3e-3));
+    expect(Math.max(...held.map((g, i) => Math.abs(g - full[i])))).toBeGreaterThan(1e-3);
+    // No gradient reaches the logits when held.
+    const logits = tf.tensor2d(seq(6, 14), [3, 2]);
+    expect(read(tf.grad((z: tf.Tensor) => tf.sum(crossEntropyInputGradient(z as tf.Tensor2D, contexts, [kCtx], true)))(logits)).every((g) => g === 0)).toBe(true);
+    expect(read(tf.grad((z: tf.Tensor) => tf.sum(tf.square(crossEntropyInputGradient(z as tf.Tensor2D, contexts, [kCtx]))))(logits)).some((g) => g !== 0)).toBe(true);
+    tf.dispose([h, kCtx, labels, contexts, k0, logits]);
+  });
+
   it('augmentation moves the context feature by `scale` along the normalised context-loss gradient, which raises that loss', () => {
     const x = tf.tensor2d(seq(8, 9), [2, 4]);
     const k = tf.tensor2d(seq(12, 10), [4, 3]);

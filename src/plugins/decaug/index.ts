@@ -26,6 +26,12 @@ export const decAugConfigSchema = z.strictObject({
   contextWeight: z.number().min(0).max(100).default(0.01).describe('balance2: weight of the context-branch cross-entropy'),
   orthogonalityWeight: z.number().min(0).max(100).default(0.01).describe('balanceorth: weight of Σ_batch cos² of the two branch-loss gradients w.r.t. the shared feature'),
   perturbation: z.number().min(0).max(100).default(1).describe('Semantic augmentation: the context feature moves by perturbation·U(0,1) along its normalised loss gradient'),
+  orthogonalityHoldsProbabilities: z
+    .boolean()
+    .default(false)
+    .describe(
+      'true: the branch softmax probabilities inside the orthogonality term are held constant (as the reference code does), so the term trains only the branch and head kernels; false: it is also differentiated through the probabilities into the backbone',
+    ),
   epsilon: z.number().gt(0).max(1).default(1e-8).describe('Added to gradient norms before normalising'),
   kdWeight: z.number().min(0).max(100).default(0).describe("Weight of an optional KD term T²·KL(teacher ‖ final) on the teacher's softened logits; 0 = no teacher term"),
   temperature: z.number().gt(0).max(100).default(4),
@@ -54,7 +60,7 @@ export function decAugLoss(
   images: tf.Tensor4D,
   labels: tf.Tensor1D,
   contexts: tf.Tensor1D,
-  weights: Pick<DecAugConfig, 'categoryWeight' | 'contextWeight' | 'orthogonalityWeight' | 'epsilon'>,
+  weights: Pick<DecAugConfig, 'categoryWeight' | 'contextWeight' | 'orthogonalityWeight' | 'epsilon'> & Partial<Pick<DecAugConfig, 'orthogonalityHoldsProbabilities'>>,
   augmentScale: number,
   training = true,
 ): DecAugLossParts & { logits: tf.Tensor2D } {
@@ -62,8 +68,9 @@ export function decAugLoss(
   const categoryLogits = net.categoryHead.apply(categoryFeature) as tf.Tensor2D;
   const contextLogits = net.contextHead.apply(contextFeature) as tf.Tensor2D;
   // ∂CE/∂f through each linear branch and its head, per example.
-  const categoryGrad = crossEntropyInputGradient(categoryLogits, labels, [denseKernel(net.categoryBranch), denseKernel(net.categoryHead)]);
-  const contextGrad = crossEntropyInputGradient(contextLogits, contexts, [denseKernel(net.contextBranch), denseKernel(net.contextHead)]);
+  const hold = weights.orthogonalityHoldsProbabilities ?? false;
+  const categoryGrad = crossEntropyInputGradient(categoryLogits, labels, [denseKernel(net.categoryBranch), denseKernel(net.categoryHead)], hold);
+  const contextGrad = crossEntropyInputGradient(contextLogits, contexts, [denseKernel(net.contextBranch), denseKernel(net.contextHead)], hold);
   const orthogonality = gradientOrthogonality(categoryGrad, contextGrad, weights.epsilon);
   const augmented = augmentScale > 0 ? augmentContextFeature(contextFeature, contextLogits, contexts, denseKernel(net.contextHead), augmentScale, weights.epsilon) : contextFeature;
   const logits = net.finalClassifier.apply(tf.concat([categoryFeature, augmented], 1)) as tf.Tensor2D;
@@ -166,7 +173,8 @@ export const plugin: DistillationPlugin<DecAugConfig> = {
     'penultimate feature f; a linear category branch and a linear context branch on f (branchUnits each); a category classifier and a context classifier on ' +
     'them; a final classifier on [category feature, context feature]. Loss (cross-entropies on logits, softmax once): CE(final, label) + ' +
     'categoryWeight·CE(category, label) + contextWeight·CE(context, context label) + orthogonalityWeight·Σ_batch cos²(∂CE_cat/∂f, ∂CE_ctx/∂f), ' +
-    'the per-example gradients computed analytically through the linear branches ((softmax − onehot)·Kᵀ…) and differentiated through. ' +
+    'the per-example gradients computed analytically through the linear branches ((softmax − onehot)·Kᵀ…) and differentiated through ' +
+    '(orthogonalityHoldsProbabilities: true holds the softmax constant there, as the reference code does, so the term trains only the branch and head kernels). ' +
     'Semantic augmentation (training only): the context feature fed to the final classifier moves by perturbation·u along the per-example ' +
     'normalised ∂CE_ctx/∂(context feature), u ~ U(0,1) drawn once per batch from the stage seed, direction held constant. Optional kdWeight·T²·KL ' +
     "(teacher ‖ final) term. Context labels come from the data set's contexts (PluginInputError without them). Defaults: weights 0.01/0.01/0.01, " +

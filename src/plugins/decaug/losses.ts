@@ -11,11 +11,14 @@ import * as tf from '@tensorflow/tfjs';
  * input h of a chain of linear (dense) layers ending in the logits z:
  *   z = (…(h·K₁ + b₁)·K₂ …)·Kₙ + bₙ  ⇒  ∂L/∂h = (softmax(z) − onehot(label)) · Kₙᵀ · … · K₁ᵀ.
  * `kernels` are tf.layers dense kernels [in, out] in forward order (K₁ first). Returns [batch, in₁].
- * Differentiable in the logits and the kernels (its own gradient flows through both).
+ * Differentiable in the logits and the kernels (its own gradient flows through both); with
+ * `holdProbabilities` the softmax is held constant (the reference's `logits.detach()`), so only the
+ * kernels receive its gradient.
  */
-export function crossEntropyInputGradient(logits: tf.Tensor2D, labels: tf.Tensor1D, kernels: tf.Tensor2D[]): tf.Tensor2D {
+export function crossEntropyInputGradient(logits: tf.Tensor2D, labels: tf.Tensor1D, kernels: tf.Tensor2D[], holdProbabilities = false): tf.Tensor2D {
   return tf.tidy(() => {
-    let g = tf.sub(tf.softmax(logits), tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1])) as tf.Tensor2D;
+    const probabilities = holdProbabilities ? stopGradient(tf.softmax(logits)) : tf.softmax(logits);
+    let g = tf.sub(probabilities, tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1])) as tf.Tensor2D;
     for (let i = kernels.length - 1; i >= 0; i--) g = tf.matMul(g, kernels[i], false, true);
     return g;
   });
