@@ -77,3 +77,19 @@ export interface RandomState {
   state: number;
   spareGaussian: number | null;
 }
+
+/**
+ * A uniform draw in [0, 1) fixed by `seed` and a batch's image indices (FNV-1a over them): the same
+ * batch always gets the same draw, so a run resumed from a checkpoint (which replays the same batch
+ * order) draws exactly what the uninterrupted run drew, without storing generator state.
+ */
+export function uniformForBatch(seed: number, indices: ArrayLike<number>): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < indices.length; i++) {
+    h ^= indices[i] & 0xffff;
+    h = Math.imul(h, 0x01000193) >>> 0;
+    h ^= indices[i] >>> 16;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return new SeededRandom(h).next();
+}

@@ -9,7 +9,7 @@ import { toLabelledDataset, type RawImageSet } from '../../src/core/data/raw';
 import { saveModelDir } from '../../src/core/models/model-files';
 import type { ModelHandle, ModelSpec } from '../../src/core/models/model-spec';
 import { buildModel } from '../../src/core/models/zoo';
-import { PluginInputError } from '../../src/core/plugins/contracts';
+import { PluginInputError, type StageCheckpoint } from '../../src/core/plugins/contracts';
 import { initTensorBackend } from '../../src/core/tensors/backend';
 import { evaluateClassifier } from '../../src/core/training/evaluator';
 import {
@@ -222,6 +222,23 @@ describe('decaug on Colored-MNIST digits', () => {
     expect(a.metrics.trainLoss).toBe(b.metrics.trainLoss);
     expect(a.metrics.trainLoss).not.toBe(c.metrics.trainLoss);
     [a, b, c].forEach((o) => o.student.model.dispose());
+  });
+
+  it('resumes from an in-stage checkpoint and ends exactly where an uninterrupted run ends', async () => {
+    const small = { ...data.train, count: 256, images: data.train.images.slice(0, 256 * 2352), labels: data.train.labels.slice(0, 256), contexts: data.train.contexts!.slice(0, 256) };
+    const config = decAugConfigSchema.parse({ epochs: 2, batchSize: 64 });
+    const saved: Array<{ step: number; state: Buffer }> = [];
+    const recorder: StageCheckpoint = { every: 3, load: async () => undefined, save: async (state, step) => void saved.push({ step, state: Buffer.from(state) }) };
+    const whole = await plugin.distill({ teacher, data: small }, config, { ...stageContext(6), checkpoint: recorder });
+    expect(saved.map((s) => s.step)).toEqual([3, 6]);
+    // A new worker picks the stage up at step 3 (of 8): the branches, heads and optimizer state come back too.
+    const ctx = { ...stageContext(6), checkpoint: { every: 3, load: async () => saved[0].state, save: async () => undefined } satisfies StageCheckpoint };
+    const resumed = await plugin.distill({ teacher, data: small }, config, ctx);
+    expect(ctx.reports.map((r) => r.step)).toEqual([4, 5, 6, 7, 8]);
+    const weights = (m: tf.LayersModel) => Promise.all(m.weights.map(async (w) => Array.from(await w.read().data())));
+    expect(await weights(resumed.student.model)).toEqual(await weights(whole.student.model));
+    expect(resumed.metrics.trainLoss).toBe(whole.metrics.trainLoss);
+    [whole, resumed].forEach((o) => o.student.model.dispose());
   });
 
   it('refuses a data set without context labels', async () => {

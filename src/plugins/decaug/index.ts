@@ -10,7 +10,7 @@ import {
 } from '../../core/plugins/contracts';
 import { softenedKlDivergence } from '../../core/plugins/losses';
 import { studentOverridesSchema, studentSpecFrom } from '../../core/plugins/student-spec';
-import { SeededRandom } from '../../core/random';
+import { SeededRandom, uniformForBatch } from '../../core/random';
 import { crossEntropy, trainClassifier } from '../../core/training/trainer';
 import { augmentContextFeature, crossEntropyInputGradient, gradientOrthogonality } from './losses';
 import { buildDecAugNet, denseKernel, type DecAugNet } from './model';
@@ -111,7 +111,7 @@ async function distill(input: DistillationInput, config: DecAugConfig, ctx: Stag
   const started = Date.now();
   const random = new SeededRandom(ctx.seed);
   const net = buildDecAugNet(spec, config.branchUnits, numContexts, random.deriveSeed());
-  const augmentRandom = new SeededRandom(random.deriveSeed());
+  const augmentSeed = random.deriveSeed();
   const last = { final: NaN, category: NaN, context: NaN, orthogonality: NaN };
   try {
     const summary = await trainClassifier(
@@ -127,12 +127,13 @@ async function distill(input: DistillationInput, config: DecAugConfig, ctx: Stag
       },
       {
         signal: ctx.signal,
+        checkpoint: ctx.checkpoint,
         params: net.params(),
         onStep: (step, total, m) => ctx.report({ step, total, metrics: { loss: m.loss, lr: m.lr } }),
         batchLoss: (batch) => {
           const contexts = tf.tensor1d(Int32Array.from(batch.indices, (i) => contextsOf[i]), 'int32');
-          // One U(0,1) draw per batch, as in the reference.
-          const scale = config.perturbation * augmentRandom.next();
+          // One U(0,1) draw per batch, as in the reference; fixed by the batch, so a resumed run draws the same.
+          const scale = config.perturbation * uniformForBatch(augmentSeed, batch.indices);
           const parts = decAugLoss(net, batch.images, batch.labels, contexts, config, scale);
           [last.final, last.category, last.context, last.orthogonality] = [parts.final, parts.category, parts.context, parts.orthogonality].map((t) => t.dataSync()[0]);
           if (config.kdWeight === 0) return parts.total;
