@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelHandle, ModelSpec } from '../../src/core/models/model-spec';
 import { buildModel } from '../../src/core/models/zoo';
-import { PluginInputError } from '../../src/core/plugins/contracts';
+import { PluginInputError, type StageCheckpoint } from '../../src/core/plugins/contracts';
 import { initTensorBackend } from '../../src/core/tensors/backend';
 import { evaluateClassifier } from '../../src/core/training/evaluator';
 import { trainClassifier } from '../../src/core/training/trainer';
@@ -211,6 +211,33 @@ describe('ie-kd on real MNIST digits', () => {
     expect(a.metrics.exploreLoss).toBeGreaterThanOrEqual(0);
     a.student.model.dispose();
     b.student.model.dispose();
+  });
+
+  it('resumes inside the auto-encoder phase, between the phases and inside the student phase, ending where an uninterrupted run ends', async () => {
+    const config = ieKdConfigSchema.parse({ epochs: 2, batchSize: 64, factorChannels: 8, autoEncoder: { epochs: 1, optimizer: 'adam', learningRate: 2e-3 } });
+    const small = mnistSample(0, 256); // 4 steps per epoch: auto-encoder steps 1–4, student steps 5–12
+    const saved: Array<{ step: number; state: Buffer }> = [];
+    const recorder: StageCheckpoint = { every: 3, load: async () => undefined, save: async (state, step) => void saved.push({ step, state: Buffer.from(state) }) };
+    const whole = await plugin.distill({ teacher, data: small }, config, { ...stageContext(8), checkpoint: recorder });
+    // Auto-encoder step 3, the phase boundary (step 4), student steps 3 and 6 (stage steps 7 and 10).
+    expect(saved.map((s) => s.step)).toEqual([3, 4, 7, 10]);
+    const weights = (m: tf.LayersModel) => Promise.all(m.weights.map(async (w) => Array.from(await w.read().data())));
+    const expected = await weights(whole.student.model);
+    for (const [from, firstReported] of [
+      [0, 4],
+      [1, 5],
+      [2, 8],
+    ] as const) {
+      const ctx = { ...stageContext(8), checkpoint: { every: 3, load: async () => saved[from].state, save: async () => undefined } satisfies StageCheckpoint };
+      const resumed = await plugin.distill({ teacher, data: small }, config, ctx);
+      expect(ctx.reports[0].step).toBe(firstReported);
+      expect(ctx.reports.at(-1)!.step).toBe(12);
+      expect(await weights(resumed.student.model)).toEqual(expected);
+      expect(resumed.metrics.trainLoss).toBe(whole.metrics.trainLoss);
+      expect(resumed.metrics.autoEncoderLoss).toBe(whole.metrics.autoEncoderLoss);
+      resumed.student.model.dispose();
+    }
+    whole.student.model.dispose();
   });
 
   it('refuses feature maps of different sizes, unknown layers and a student feature map too thin to split', async () => {

@@ -71,6 +71,11 @@ export interface TrainHooks {
   batchLoss?: (batch: TrainBatch) => tf.Scalar;
   /** The parameters the optimizer trains; default the model's trainable weights. */
   params?: OptimizerParam[];
+  /**
+   * Other models trained alongside (heads, encoders) whose every weight a checkpoint must hold, their
+   * BatchNorm moving statistics included (`params` lists only what the optimizer trains).
+   */
+  checkpointModels?: tf.LayersModel[];
 }
 
 export interface TrainSummary {
@@ -214,7 +219,9 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
   let epochCorrect = 0;
   let step = 0;
   // Everything a checkpoint holds: the model's weights (BN moving statistics too) and any other trained variable.
-  const tracked = [...new Set([...model.weights.map((w) => w.read() as tf.Variable), ...variables])];
+  const tracked = [
+    ...new Set([...[model, ...(hooks.checkpointModels ?? [])].flatMap((m) => m.weights.map((w) => w.read() as tf.Variable)), ...variables]),
+  ];
   let resume: TrainerPosition | undefined;
   try {
     resume = hooks.checkpoint ? await loadTrainerCheckpoint(hooks.checkpoint, tracked, optimizer) : undefined;

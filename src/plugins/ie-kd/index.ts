@@ -16,7 +16,8 @@ import { studentOverridesSchema, studentSpecFrom } from '../../core/plugins/stud
 import { SeededRandom } from '../../core/random';
 import { trainableParams } from '../../core/training/optimizers';
 import { crossEntropy, trainClassifier } from '../../core/training/trainer';
-import { buildFactorDecoder, buildFactorEncoder } from './auto-encoder';
+import { buildFactorDecoder, buildFactorEncoder, encodeAutoEncoder, restoreAutoEncoder } from './auto-encoder';
+import { beginPhase, loadPhase, phaseCheckpoint } from '../../core/checkpoints/phased-checkpoint';
 import { featureLayer, findFeatureLayer, withFeatureOutput } from './feature-map';
 import { explorationLoss, FACTOR_DISTANCES, FACTOR_SPLITS, gatherChannels, inheritanceLoss, reconstructionL1, splitFactorChannels, type ChannelSplit } from './losses';
 
@@ -141,22 +142,39 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
     const aeSteps = config.autoEncoder.epochs * Math.floor(data.count / Math.min(config.batchSize, data.count));
     const mainSteps = config.epochs * Math.floor(data.count / Math.min(config.batchSize, data.count));
 
-    // Stage 1: auto-encoder of the teacher's feature map, L1 reconstruction.
-    const ae = await trainClassifier(
-      teacher.model,
-      data,
-      { ...config.autoEncoder, batchSize: config.batchSize, seed: random.deriveSeed() },
-      {
-        signal: ctx.signal,
-        params: [...trainableParams(encoder), ...trainableParams(decoder)],
-        onStep: report('autoEncoder', 0, aeSteps + mainSteps),
-        batchLoss: (batch) => {
-          const feature = teacherFeature(batch.images);
-          const reconstruction = decoder.apply(encoder.apply(feature, { training: true }), { training: true }) as tf.Tensor;
-          return reconstructionL1(reconstruction, feature);
+    // Stage 1: auto-encoder of the teacher's feature map, L1 reconstruction. A durable run checkpoints both
+    // phases in one slot; once the auto-encoder is done its weights travel with the student's checkpoints,
+    // so a resumed stage never trains it again.
+    const saved = await loadPhase(ctx.checkpoint);
+    const aeSeed = random.deriveSeed();
+    let autoEncoderLoss: number;
+    let carry: Buffer;
+    if (saved && saved.phase === 1) {
+      autoEncoderLoss = await restoreAutoEncoder(saved.carry, [encoder, decoder]);
+      carry = saved.carry;
+      ctx.log.info({ autoEncoderSteps: aeSteps }, 'ie-kd resumed after its auto-encoder phase');
+    } else {
+      const ae = await trainClassifier(
+        teacher.model,
+        data,
+        { ...config.autoEncoder, batchSize: config.batchSize, seed: aeSeed },
+        {
+          signal: ctx.signal,
+          checkpoint: ctx.checkpoint && phaseCheckpoint(ctx.checkpoint, 0, saved),
+          params: [...trainableParams(encoder), ...trainableParams(decoder)],
+          checkpointModels: [encoder, decoder],
+          onStep: report('autoEncoder', 0, aeSteps + mainSteps),
+          batchLoss: (batch) => {
+            const feature = teacherFeature(batch.images);
+            const reconstruction = decoder.apply(encoder.apply(feature, { training: true }), { training: true }) as tf.Tensor;
+            return reconstructionL1(reconstruction, feature);
+          },
         },
-      },
-    );
+      );
+      autoEncoderLoss = ae.finalLoss;
+      carry = await encodeAutoEncoder([encoder, decoder], autoEncoderLoss);
+      if (ctx.checkpoint) await beginPhase(ctx.checkpoint, 1, carry, aeSteps);
+    }
 
     // The teacher and its encoder are frozen from here on, so the teacher's factor of an image never
     // changes: compute it once when it fits in memory, else per batch.
@@ -187,6 +205,8 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
       {
         signal: ctx.signal,
         params: [...trainableParams(student), ...trainableParams(inheritEncoder), ...trainableParams(exploreEncoder)],
+        checkpointModels: [inheritEncoder, exploreEncoder],
+        checkpoint: ctx.checkpoint && phaseCheckpoint(ctx.checkpoint, 1, saved, carry, aeSteps),
         onStep: report('student', aeSteps, aeSteps + mainSteps),
         batchLoss: (batch) => {
           const teacherFactor = stored
@@ -210,7 +230,7 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
     return {
       student: { name: `${teacher.name}-ie-kd-student`, model: student, spec },
       metrics: {
-        autoEncoderLoss: ae.finalLoss,
+        autoEncoderLoss,
         trainLoss: main.finalLoss,
         inheritLoss: lastInherit,
         exploreLoss: lastExplore,
