@@ -52,12 +52,13 @@ export class RunHistoryResolver {
 
   @FieldResolver(() => String, { description: 'Pipeline signature: hash of the ordered stage kinds, plugins, versions and key parameters' })
   signature(@Root() run: Run): string {
-    return this.history.signatureOf(run).hash;
+    // Stored with the run since it was created; computed only for rows written without one.
+    return run.signature ?? this.history.signatureOf(run).hash;
   }
 
   @FieldResolver(() => String, { description: 'The pipeline signature in readable form' })
   signatureText(@Root() run: Run): string {
-    return this.history.signatureOf(run).text;
+    return run.signatureText ?? this.history.signatureOf(run).text;
   }
 
   @FieldResolver(() => [RunImage], { description: 'Pictures the run made (at most 1,000)' })

@@ -88,20 +88,19 @@ export class ComparisonService {
   async compareRuns(caller: Caller, ids: string[]): Promise<Comparison> {
     if (ids.length === 0 || ids.length > COMPARE_MAX_RUNS) throw new InvalidInputError(`compareRuns takes 1 to ${COMPARE_MAX_RUNS} run ids (got ${ids.length})`);
     const unique = [...new Set(ids.map((id) => parseId('ids', id)))];
-    // The runs, who may read each, and their signatures, in one round trip.
-    let loaded = await this.loadWithAccess(unique);
-    const access = new Map(loaded.raw.map((a) => [a.id, a]));
+    // The runs and who may read each, in one round trip.
+    let loaded = await this.runs.byIdsWithAccess(unique);
+    const access = new Map(loaded.map((a) => [a.run.id, a]));
     for (const id of unique) {
       const row = access.get(id);
       if (!row) throw new NotFoundError(`no run with id ${id}`);
-      if (row.team_id !== caller.team.id && !row.shared) throw new ForbiddenError(`run ${id} belongs to another team's project that is not shared for comparison`);
+      if (row.teamId !== caller.team.id && !row.shared) throw new ForbiddenError(`run ${id} belongs to another team's project that is not shared for comparison`);
     }
-    if (loaded.raw.some((a) => a.signature === null)) {
+    if (loaded.some((a) => a.run.signature === null)) {
       await this.history.ensureSignatures(unique);
-      loaded = await this.loadWithAccess(unique);
+      loaded = await this.runs.byIdsWithAccess(unique);
     }
-    const signatureOf = new Map(loaded.raw.map((s) => [s.id, s]));
-    const runs = loaded.entities;
+    const runs = loaded.map((a) => a.run);
     const byId = new Map(runs.map((r) => [r.id, r]));
     const ordered = unique.map((id) => byId.get(id)!);
     const settings = ordered.map((run) => flattenRunSettings(run.seed, this.history.stagesOf(run)));
@@ -111,8 +110,8 @@ export class ComparisonService {
       const walls = Array.isArray(m.stageWallMs) ? (m.stageWallMs as StageWall[]) : [];
       return {
         run,
-        signature: signatureOf.get(run.id)!.signature!,
-        signatureText: signatureOf.get(run.id)!.signature_text!,
+        signature: run.signature!,
+        signatureText: run.signatureText!,
         differences: Object.fromEntries(differing.map((k) => [k, settings[i][k] ?? null])) as Record<string, string>,
         top1: numberOrNull(m.top1),
         params: numberOrNull(m.params),
@@ -126,17 +125,6 @@ export class ComparisonService {
     });
     const groups = await this.history.seedGroups(caller, [...new Set(rows.map((r) => r.signature))]);
     return { rows, groups };
-  }
-
-  /** Runs by id with their project's team and sharing flag and their signature. */
-  private async loadWithAccess(ids: string[]): Promise<{ entities: Run[]; raw: Array<{ id: string; team_id: string; shared: boolean; signature: string | null; signature_text: string | null }> }> {
-    const rows = await this.runs.byIdsWithProject<{ team_id: string; shared: boolean; signature: string | null; signature_text: string | null }>(ids, {
-      team_id: 'p.team_id',
-      shared: 'p.shared_for_comparison',
-      signature: 'r.signature',
-      signature_text: 'r.signature_text',
-    });
-    return { entities: rows.map((r) => r.run), raw: rows.map((r) => ({ id: r.run.id, ...r.extra })) };
   }
 
   /**

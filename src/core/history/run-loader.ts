@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import { preparedQuery } from '../db/prepared-query';
 import { Run } from '../records/run.entity';
 
@@ -6,15 +7,15 @@ import { Run } from '../records/run.entity';
  * Reads runs by id for the history, comparison and leaderboard answers, without TypeORM's query
  * builder: the SELECT list is built once from the entity's metadata and each row is hydrated with
  * the driver's own conversions (dates, bigint seed, jsonb), so the result equals `findBy`'s. On a
- * busy server building the query each time cost more than running it. `extra` columns (SQL over
- * `r` and `p`, the run's project) come back beside each run.
+ * busy server building the query each time cost more than running it.
  */
 export class RunLoader {
+  private readonly columns: ColumnMetadata[];
   private readonly selectList: string;
 
   constructor(private readonly dataSource: DataSource) {
-    const columns = dataSource.getMetadata(Run).columns.filter((c) => c.isSelect);
-    this.selectList = columns.map((c) => `r."${c.databaseName}"`).join(', ');
+    this.columns = dataSource.getMetadata(Run).columns.filter((c) => c.isSelect);
+    this.selectList = this.columns.map((c) => `r."${c.databaseName}"`).join(', ');
   }
 
   /** The runs with these ids (any order; missing ids are left out). */
@@ -24,25 +25,22 @@ export class RunLoader {
     return rows.map((row) => this.hydrate(row));
   }
 
-  /** The runs with these ids and, for each, the values of `extra` (alias → SQL expression over r and p). */
-  async byIdsWithProject<E extends Record<string, unknown>>(ids: string[], extra: Record<keyof E & string, string>): Promise<Array<{ run: Run; extra: E }>> {
+  /** The runs with these ids, each with its project's team and whether that project is shared for comparison. */
+  async byIdsWithAccess(ids: string[]): Promise<Array<{ run: Run; teamId: string; shared: boolean }>> {
     if (ids.length === 0) return [];
-    const aliases = Object.keys(extra);
-    const extraList = aliases.map((a, i) => `${extra[a as keyof E & string]} AS "x${i}"`).join(', ');
-    const rows: Array<Record<string, unknown>> = await this.dataSource.query(
-      `SELECT ${this.selectList}, ${extraList} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ANY($1::uuid[])`,
+    const rows = await preparedQuery<Record<string, unknown> & { access_team_id: string; access_shared: boolean }>(
+      this.dataSource,
+      'condense-runs-by-ids-with-access',
+      `SELECT ${this.selectList}, p.team_id AS access_team_id, p.shared_for_comparison AS access_shared
+         FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ANY($1::uuid[])`,
       [ids],
     );
-    return rows.map((row) => ({ run: this.hydrate(row), extra: Object.fromEntries(aliases.map((a, i) => [a, row[`x${i}`]])) as E }));
+    return rows.map((row) => ({ run: this.hydrate(row), teamId: row.access_team_id, shared: row.access_shared }));
   }
 
   private hydrate(row: Record<string, unknown>): Run {
-    const metadata = this.dataSource.getMetadata(Run);
-    const run = metadata.create() as Run;
-    for (const column of metadata.columns) {
-      if (!column.isSelect) continue;
-      column.setEntityValue(run, this.dataSource.driver.prepareHydratedValue(row[column.databaseName], column));
-    }
+    const run = this.dataSource.getMetadata(Run).create() as Run;
+    for (const column of this.columns) column.setEntityValue(run, this.dataSource.driver.prepareHydratedValue(row[column.databaseName], column));
     return run;
   }
 }

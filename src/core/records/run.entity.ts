@@ -76,7 +76,7 @@ export class Run {
   @Column({ name: 'created_by_id', type: 'uuid', nullable: true })
   createdById!: string | null;
 
-  /** Pipeline signature (hash) and its readable form; filled by the history service on first read. */
+  /** Pipeline signature (hash) and its readable form; written with the run (RunService), or by HistoryService.ensureSignatures for older rows. */
   @Column({ type: 'text', nullable: true })
   signature!: string | null;
 

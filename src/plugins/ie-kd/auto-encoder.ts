@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../../core/random';
-import { CheckpointFormatError, decodeFramed, encodeFramed, Float32Reader, float32Bytes } from '../../core/checkpoints/framed-buffer';
+import { decodeFramed, encodeFramed, Float32Reader } from '../../core/checkpoints/framed-buffer';
+import { modelWeightArrays, restoreModelWeights } from '../../core/checkpoints/model-weights';
 
 /** A conv3×3 ('same') + BatchNorm + LeakyReLU(0.1) block, appended to `model`. */
 function convBlock(model: tf.Sequential, name: string, filters: number, random: SeededRandom, inputShape?: [number, number, number], activation = true): void {
@@ -49,29 +50,17 @@ export function buildFactorDecoder(featureShape: [number, number, number], facto
 }
 
 const AE_MAGIC = 'CNDIEAE1';
-const AE_DESCRIPTION = "an ie-kd auto-encoder's saved weights";
+const AE_DESCRIPTION = 'an ie-kd auto-encoder checkpoint';
 
 /** Every weight of the trained auto-encoder (BatchNorm statistics too) and its final loss, as one buffer. */
 export async function encodeAutoEncoder(models: tf.LayersModel[], finalLoss: number): Promise<Buffer> {
-  const weights = models.flatMap((m) => m.weights);
-  const arrays: Buffer[] = [];
-  for (const w of weights) arrays.push(float32Bytes((await w.read().data()) as Float32Array));
-  return encodeFramed(AE_MAGIC, { finalLoss, shapes: weights.map((w) => w.shape) }, arrays);
+  const { shapes, arrays } = await modelWeightArrays(models);
+  return encodeFramed(AE_MAGIC, { finalLoss, shapes }, arrays);
 }
 
 /** Loads what encodeAutoEncoder saved into `models` (refusing other shapes); returns the final loss. */
 export async function restoreAutoEncoder(buffer: Buffer, models: tf.LayersModel[]): Promise<number> {
   const { header, body } = decodeFramed<{ finalLoss: number; shapes: number[][] }>(buffer, AE_MAGIC, AE_DESCRIPTION);
-  const weights = models.flatMap((m) => m.weights);
-  if (header.shapes.length !== weights.length || header.shapes.some((s, i) => s.join('x') !== (weights[i].shape as number[]).join('x'))) {
-    throw new CheckpointFormatError(`${AE_DESCRIPTION} belong to a different auto-encoder (weight shapes differ)`);
-  }
-  const reader = new Float32Reader(body, AE_DESCRIPTION);
-  weights.forEach((w, i) => {
-    const values = reader.next(header.shapes[i].reduce((a, b) => a * b, 1));
-    tf.tidy(() => {
-      w.write(tf.tensor(values, header.shapes[i]));
-    });
-  });
+  restoreModelWeights(models, header.shapes, new Float32Reader(body, AE_DESCRIPTION), AE_DESCRIPTION);
   return header.finalLoss;
 }

@@ -1,5 +1,6 @@
-import * as tf from '@tensorflow/tfjs';
-import { CheckpointFormatError, decodeFramed, encodeFramed, Float32Reader, float32Bytes } from '../../core/checkpoints/framed-buffer';
+import type * as tf from '@tensorflow/tfjs';
+import { CheckpointFormatError, decodeFramed, encodeFramed, Float32Reader } from '../../core/checkpoints/framed-buffer';
+import { modelWeightArrays, restoreModelWeights } from '../../core/checkpoints/model-weights';
 import type { PruningOutput, StageCheckpoint } from '../../core/plugins/contracts';
 
 const MAGIC = 'CNDMAG01';
@@ -25,11 +26,10 @@ interface Header extends Omit<PruningRound, 'masks'> {
 
 /** Saves the model's weights (all of them: BatchNorm statistics too) and the round's masks and results. */
 export async function saveRound(checkpoint: StageCheckpoint, model: tf.LayersModel, state: PruningRound, reportedStep: number): Promise<void> {
-  const weights: Buffer[] = [];
-  for (const w of model.weights) weights.push(float32Bytes((await w.read().data()) as Float32Array));
+  const { shapes, arrays } = await modelWeightArrays([model]);
   const masks = Object.entries(state.masks);
-  const header: Header = { ...state, weights: model.weights.map((w) => w.shape as number[]), masks: masks.map(([name, m]) => ({ name, length: m.length })) };
-  await checkpoint.save(encodeFramed(MAGIC, header, [...weights, ...masks.map(([, m]) => Buffer.from(m))]), reportedStep);
+  const header: Header = { ...state, weights: shapes, masks: masks.map(([name, m]) => ({ name, length: m.length })) };
+  await checkpoint.save(encodeFramed(MAGIC, header, [...arrays, ...masks.map(([, m]) => Buffer.from(m))]), reportedStep);
 }
 
 /**
@@ -40,15 +40,9 @@ export async function loadRound(checkpoint: StageCheckpoint, model: tf.LayersMod
   const buffer = await checkpoint.load();
   if (!buffer) return undefined;
   const { header, body } = decodeFramed<Header>(buffer, MAGIC, DESCRIPTION);
-  const shapes = model.weights.map((w) => (w.shape as number[]).join('x'));
-  if (header.steps !== steps || header.weights.length !== shapes.length || header.weights.some((s, i) => s.join('x') !== shapes[i])) {
-    throw new CheckpointFormatError(`${DESCRIPTION} belongs to a different model or schedule (weight shapes or step count differ)`);
-  }
+  if (header.steps !== steps) throw new CheckpointFormatError(`${DESCRIPTION} belongs to a schedule of ${header.steps} steps, not ${steps}`);
   const reader = new Float32Reader(body, DESCRIPTION);
-  const values = header.weights.map((shape) => reader.next(shape.reduce((a, b) => a * b, 1)));
-  model.weights.forEach((w, i) => tf.tidy(() => {
-    w.write(tf.tensor(values[i], header.weights[i]));
-  }));
+  restoreModelWeights([model], header.weights, reader, DESCRIPTION);
   let rest = reader.rest();
   const masks: Record<string, Uint8Array> = {};
   for (const { name, length } of header.masks) {
