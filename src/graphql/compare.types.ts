@@ -1,4 +1,5 @@
-import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Extensions, Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { RUNS_VERSIONED } from '../core/history/runs-versioned';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { Run } from '../core/records/run.entity';
 import { SeedGroup, MetricThresholdInput } from './history.types';
@@ -6,6 +7,7 @@ import { SeedGroup, MetricThresholdInput } from './history.types';
 export const ParetoCostEnum = { macs: 'macs', latencyMs: 'latencyMs', params: 'params', bytesOnDisk: 'bytesOnDisk' } as const;
 registerEnumType(ParetoCostEnum, { name: 'ParetoCost', description: 'The cost the Pareto front sets accuracy against' });
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType()
 export class StageWallTime {
   @Field(() => Int)
@@ -18,6 +20,7 @@ export class StageWallTime {
   wallMs!: number;
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType({ description: 'One run in a side-by-side comparison' })
 export class ComparisonRow {
   @Field(() => Run)
@@ -57,6 +60,7 @@ export class ComparisonRow {
   stageWallMs!: StageWallTime[];
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType()
 export class Comparison {
   @Field(() => [ComparisonRow])
@@ -87,6 +91,7 @@ export class LeaderboardInput {
   first!: number;
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType()
 export class LeaderboardEntry {
   @Field(() => Int, { nullable: true })
@@ -102,6 +107,7 @@ export class LeaderboardEntry {
   cost!: number | null;
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType()
 export class Leaderboard {
   @Field()

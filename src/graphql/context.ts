@@ -7,6 +7,7 @@ import { bearerToken } from '../core/auth/tokens';
 import { UnauthenticatedError } from '../core/errors';
 import type { Member } from '../core/records/member.entity';
 import type { Team } from '../core/records/team.entity';
+import { authenticatedCaller, responseCacheSlot, type ResponseCacheSlot } from './response-cache';
 
 /**
  * What every resolver gets, built once per request. `caller` and `team` are always there for
@@ -19,6 +20,8 @@ export interface CondenseContext {
   team: Team;
   /** caller + team + token id, as services take it. */
   auth: Caller;
+  /** Set when the response cache will keep this request's answer (response-cache.ts). */
+  responseCacheSlot?: ResponseCacheSlot;
 }
 
 const INTROSPECTION_FIELDS = new Set(['__schema', '__type', '__typename']);
@@ -94,8 +97,8 @@ export function createContextFunction(auth: AuthService): ContextFunction<[Expre
       );
     }
     try {
-      const caller = await auth.authenticate(token);
-      return { requestId, caller: caller.member, team: caller.team, auth: caller };
+      const caller = authenticatedCaller(req) ?? (await auth.authenticate(token));
+      return { requestId, caller: caller.member, team: caller.team, auth: caller, responseCacheSlot: responseCacheSlot(req) };
     } catch (error) {
       if (error instanceof UnauthenticatedError) throw unauthenticated(error.message);
       throw error;

@@ -1,4 +1,5 @@
-import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Ctx, Extensions, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { RUNS_VERSIONED } from '../core/history/runs-versioned';
 import { injectable } from 'tsyringe';
 import { ArtifactAccessService } from '../core/history/artifact-access.service';
 import { HISTORY_PAGE_DEFAULT, HistoryService } from '../core/history/history.service';
@@ -15,6 +16,7 @@ export class RunHistoryResolver {
     private readonly artifacts: ArtifactAccessService,
   ) {}
 
+  @Extensions(RUNS_VERSIONED)
   @Query(() => RunConnection, {
     description: "Runs of your team's projects and of projects other teams share for comparison, newest first; page with first (≤ 100) and after",
   })
@@ -50,12 +52,14 @@ export class RunHistoryResolver {
     return this.history.rerun(ctx.auth, runId);
   }
 
+  @Extensions(RUNS_VERSIONED)
   @FieldResolver(() => String, { description: 'Pipeline signature: hash of the ordered stage kinds, plugins, versions and key parameters' })
   signature(@Root() run: Run): string {
     // Stored with the run since it was created; computed only for rows written without one.
     return run.signature ?? this.history.signatureOf(run).hash;
   }
 
+  @Extensions(RUNS_VERSIONED)
   @FieldResolver(() => String, { description: 'The pipeline signature in readable form' })
   signatureText(@Root() run: Run): string {
     return run.signatureText ?? this.history.signatureOf(run).text;

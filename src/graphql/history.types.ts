@@ -1,4 +1,5 @@
-import { Field, Float, ID, InputType, Int, ObjectType } from 'type-graphql';
+import { Extensions, Field, Float, ID, InputType, Int, ObjectType } from 'type-graphql';
+import { RUNS_VERSIONED } from '../core/history/runs-versioned';
 import { RunStatus } from '../core/records/enums';
 import { Run } from '../core/records/run.entity';
 
@@ -41,6 +42,7 @@ export class RunHistoryFilter {
   signature?: string | null;
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType()
 export class PageInfo {
   @Field()
@@ -50,6 +52,7 @@ export class PageInfo {
   endCursor!: string | null;
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType()
 export class RunEdge {
   @Field()
@@ -59,6 +62,7 @@ export class RunEdge {
   node!: Run;
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType()
 export class RunConnection {
   @Field(() => [RunEdge])
@@ -125,6 +129,7 @@ export class RunImage {
   bytes!: number;
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType()
 export class MetricStat {
   @Field()
@@ -140,6 +145,7 @@ export class MetricStat {
   n!: number;
 }
 
+@Extensions(RUNS_VERSIONED)
 @ObjectType({ description: 'Succeeded runs sharing a pipeline signature (different seeds), with mean ± std of their final metrics' })
 export class SeedGroup {
   @Field()

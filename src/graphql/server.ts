@@ -15,6 +15,7 @@ import { createFormatError } from './error-mapper';
 import { RESOLVERS } from './resolvers';
 import { attachSubscriptionServer, NO_TOPIC_PUBSUB } from './subscriptions';
 import { artifactRoutes } from './artifact-routes';
+import { ResponseCache, responseCachePlugin, serveCachedResponses } from './response-cache';
 import { bodyErrorHandler, LIMIT_RULES, limitsFormatError, markEndpoint, QUERY_LIMITS, refuseBatches, refuseOverLimitQueries, UPLOAD_PATH, uploadEndpointPlugin } from './limits';
 
 /** Largest request body at /graphql; model uploads (base64 weights) go to UPLOAD_PATH (see limits.ts). */
@@ -47,6 +48,8 @@ export async function startGraphQLServer(appContainer: DependencyContainer, port
   const httpServer = http.createServer(app);
   // Subscriptions (graphql-ws) share the path; stopped before Apollo drains the HTTP server.
   const stopSubscriptions = attachSubscriptionServer(httpServer, schema, GRAPHQL_PATH, appContainer, log);
+  const responseCache = new ResponseCache(schema);
+  appContainer.registerInstance(ResponseCache, responseCache);
   const apollo = new ApolloServer<CondenseContext>({
     schema,
     introspection: true,
@@ -58,6 +61,7 @@ export async function startGraphQLServer(appContainer: DependencyContainer, port
       // Condense sends no cache hints (freshness is VersionedCache's job); the default cache-control plugin would wrap
       // every field's resolver to compute them.
       ApolloServerPluginCacheControlDisabled(),
+      responseCachePlugin(responseCache),
       { serverWillStart: async () => ({ drainServer: stopSubscriptions }) },
     ],
     validationRules: LIMIT_RULES,
@@ -70,11 +74,20 @@ export async function startGraphQLServer(appContainer: DependencyContainer, port
     res.json({ ok: true });
   });
   app.use(artifactRoutes(appContainer, log));
-  const graphqlContext = createContextFunction(appContainer.resolve(AuthService));
+  const auth = appContainer.resolve(AuthService);
+  const graphqlContext = createContextFunction(auth);
   const limits = refuseOverLimitQueries(schema);
   // Before GRAPHQL_PATH, which would also match this path as a prefix.
   app.use(UPLOAD_PATH, markEndpoint('upload'), express.json({ limit: QUERY_LIMITS.uploadBodyLimit }), refuseBatches, limits, expressMiddleware(apollo, { context: graphqlContext }));
-  app.use(GRAPHQL_PATH, markEndpoint('graphql'), express.json({ limit: BODY_LIMIT }), refuseBatches, limits, expressMiddleware(apollo, { context: graphqlContext }));
+  app.use(
+    GRAPHQL_PATH,
+    markEndpoint('graphql'),
+    express.json({ limit: BODY_LIMIT }),
+    refuseBatches,
+    limits,
+    serveCachedResponses(responseCache, auth),
+    expressMiddleware(apollo, { context: graphqlContext }),
+  );
   app.use(bodyErrorHandler);
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);

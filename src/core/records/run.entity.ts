@@ -1,5 +1,6 @@
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn } from 'typeorm';
-import { Field, ID, Int, ObjectType } from 'type-graphql';
+import { Extensions, Field, ID, Int, ObjectType } from 'type-graphql';
+import { RUNS_VERSIONED } from '../history/runs-versioned';
 import { GraphQLJSONObject } from 'graphql-scalars';
 import { RunStatus } from './enums';
 import { bigintAsNumber } from './transformers';
@@ -8,18 +9,22 @@ import { bigintAsNumber } from './transformers';
 @ObjectType()
 @Entity({ name: 'runs' })
 export class Run {
+  @Extensions(RUNS_VERSIONED)
   @Field(() => ID)
   @PrimaryGeneratedColumn('uuid')
   id!: string;
 
+  @Extensions(RUNS_VERSIONED)
   @Field(() => ID)
   @Column({ name: 'pipeline_id', type: 'uuid' })
   pipelineId!: string;
 
+  @Extensions(RUNS_VERSIONED)
   @Field(() => ID)
   @Column({ name: 'project_id', type: 'uuid' })
   projectId!: string;
 
+  @Extensions(RUNS_VERSIONED)
   @Field(() => RunStatus)
   @Column({ type: 'text', default: RunStatus.queued })
   status!: RunStatus;
@@ -34,6 +39,7 @@ export class Run {
   errorCode!: string | null;
 
   /** 0 ≤ seed < 2^32 (stored as bigint). */
+  @Extensions(RUNS_VERSIONED)
   @Field(() => Number)
   @Column({ type: 'bigint', transformer: bigintAsNumber })
   seed!: number;
@@ -60,10 +66,12 @@ export class Run {
   dataHash!: string | null;
 
   /** The pipeline as it was when the run was created (stages with their resolved configs). */
+  @Extensions(RUNS_VERSIONED)
   @Field(() => GraphQLJSONObject)
   @Column({ type: 'jsonb' })
   config!: Record<string, unknown>;
 
+  @Extensions(RUNS_VERSIONED)
   @Field(() => GraphQLJSONObject, { nullable: true })
   @Column({ name: 'final_metrics', type: 'jsonb', nullable: true })
   finalMetrics!: Record<string, unknown> | null;
@@ -99,6 +107,7 @@ export class Run {
   @Column({ name: 'metric_latency_ms', type: 'double precision', nullable: true, insert: false, update: false, select: false })
   metricLatencyMs!: number | null;
 
+  @Extensions(RUNS_VERSIONED)
   @Field()
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
