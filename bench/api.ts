@@ -16,6 +16,7 @@ import { silentLogger } from '../src/core/logging/logger';
 import { writeBenchResults } from './support/results';
 import { printTable } from './support/table';
 import { HistoryService } from '../src/core/history/history.service';
+import { ResponseCache } from '../src/graphql/response-cache';
 import { apiBenchQueries, type ApiBenchJob, type ApiBenchKind } from './support/api-queries';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 100_000);
@@ -117,7 +118,7 @@ async function main() {
     // 2. Load, with a writer finishing runs: once per think time.
     const phases: LoadPhase[] = [];
     for (const thinkMs of THINK_MS) {
-      const phase = await runLoadPhase({ url: app.url, token, clients: CLIENTS, seconds: SECONDS, thinkMs, sampleRunIds: sample.map((r) => r.id) }, ds, dataDir);
+      const phase = await runLoadPhase({ url: app.url, token, clients: CLIENTS, seconds: SECONDS, thinkMs, sampleRunIds: sample.map((r) => r.id) }, ds, dataDir, app.container.resolve(ResponseCache));
       phases.push(phase);
       printTable(
         `bench:api — ${runCount} runs, ${pointCount} metric points, ${CLIENTS} clients, think time ${thinkMs} ms, ${phase.seconds.toFixed(1)} s`,
@@ -128,6 +129,12 @@ async function main() {
       console.log(
         `  errors ${phase.errors}; writer finished ${phase.runsFinished} runs (${WRITES_PER_SECOND}/s); CPU per request: server ${phase.cpu.serverMsPerRequest.toFixed(2)} ms, ` +
           `Postgres ${phase.cpu.postgresMsPerRequest.toFixed(2)} ms, load generator ${phase.cpu.clientsMsPerRequest.toFixed(2)} ms (another process)`,
+      );
+      const answers = phase.wholeAnswers;
+      const total = answers.kept + answers.shared + answers.computed;
+      console.log(
+        `  whole answers: ${((100 * answers.kept) / total).toFixed(1)}% served from memory, ${((100 * answers.shared) / total).toFixed(1)}% shared with a concurrent computation, ` +
+          `${((100 * answers.computed) / total).toFixed(1)}% computed (each write makes every kept answer stale)`,
       );
     }
     const uncachedRows = kinds.map((k) => {
@@ -159,11 +166,14 @@ interface LoadPhase {
   errors: number;
   runsFinished: number;
   cpu: { serverMsPerRequest: number; postgresMsPerRequest: number; clientsMsPerRequest: number };
+  /** How the ResponseCache answered the phase's requests. */
+  wholeAnswers: { kept: number; shared: number; computed: number };
   rows: Array<{ query: string; requests: number; p50: number; p95: number; p99: number; throughput: number }>;
 }
 
 /** Runs the client process for one phase while a writer finishes WRITES_PER_SECOND runs per second. */
-async function runLoadPhase(job: ApiBenchJob, ds: DataSource, dataDir: string): Promise<LoadPhase> {
+async function runLoadPhase(job: ApiBenchJob, ds: DataSource, dataDir: string, responses: ResponseCache): Promise<LoadPhase> {
+  const answers0 = responses.stats();
   const serverCpu0 = process.cpuUsage();
   const pgCpu0 = postgresCpuSeconds(dataDir);
   let runsFinished = 0;
@@ -187,6 +197,7 @@ async function runLoadPhase(job: ApiBenchJob, ds: DataSource, dataDir: string): 
   writing = false;
   await writer;
   const serverCpu = process.cpuUsage(serverCpu0);
+  const answers = responses.stats();
   const pgCpu = postgresCpuSeconds(dataDir) - pgCpu0;
   const load = JSON.parse(output) as { seconds: number; latencies: Record<ApiBenchKind, number[]>; errors: number; firstErrors: unknown[]; cpuSeconds: number };
   if (load.errors > 0) console.error(`first errors: ${JSON.stringify(load.firstErrors)}`);
@@ -206,6 +217,7 @@ async function runLoadPhase(job: ApiBenchJob, ds: DataSource, dataDir: string): 
       postgresMsPerRequest: (pgCpu * 1000) / all.length,
       clientsMsPerRequest: (load.cpuSeconds * 1000) / all.length,
     },
+    wholeAnswers: { kept: answers.hits - answers0.hits, shared: answers.shared - answers0.shared, computed: answers.misses - answers0.misses },
     rows: [...kinds.map((k) => row(k, load.latencies[k])), row('all', all)],
   };
 }

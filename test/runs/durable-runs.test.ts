@@ -5,7 +5,8 @@
  * - a worker is SIGKILLed after the kd stage's first checkpoint; a second worker takes the run over and
  *   finishes it, without re-running stage 1 and continuing kd from its checkpoint, with no metric point
  *   lost or duplicated;
- * - cancelRun in the API process stops a run executing in the worker process within seconds;
+ * - cancelRun in the API process stops a run executing in the worker process within seconds, and records
+ *   cancelled a run whose worker was SIGKILLed when no worker is left to do it;
  * - progress reaches a graphql-ws subscriber of the API server from the worker, through Postgres NOTIFY;
  *   another team's subscription is refused.
  */
@@ -115,7 +116,16 @@ beforeAll(async () => {
   buildSources();
   database = await createTestDatabase();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-durable-'));
-  const config: CondenseConfig = { port: 0, dataDir, databaseUrl: database.url, backend: 'wasm', embeddedPostgresPort: 1, logLevel: 'silent', workerConcurrency: 0 };
+  const config: CondenseConfig = {
+    port: 0,
+    dataDir,
+    databaseUrl: database.url,
+    backend: 'wasm',
+    embeddedPostgresPort: 1,
+    logLevel: 'silent',
+    workerConcurrency: 0,
+    runStaleSeconds: STALE_SECONDS,
+  };
   app = await startCondense(config, silentLogger);
   adminToken = fs.readFileSync(path.join(dataDir, ADMIN_TOKEN_FILE), 'utf8').trim();
   pg = new Client({ connectionString: database.url });
@@ -266,6 +276,35 @@ test('cancelRun in the API process stops a run executing in a worker process wit
   const artifact = (await pg.query(`SELECT kind, storage_path FROM artifacts WHERE id = $1`, [cancelRun.stages[0].outputArtifactId])).rows[0];
   expect(artifact.kind).toBe('synthetic-dataset');
   expect(fs.existsSync(path.join(dataDir, 'artifacts', artifact.storage_path))).toBe(true);
+}, 240_000);
+
+test('cancelRun of a run whose worker was SIGKILLed records it cancelled with no worker left, keeping stage 1', async () => {
+  const alive = () => workers.filter((w) => w.exitCode === null && w.signalCode === null);
+  for (const w of alive()) w.kill('SIGKILL');
+  await Promise.all(workers.map(exited));
+  const runId = await startRun(await createPipeline('orphaned', { epochs: 500, batchSize: 32 }));
+  const worker = startWorker('worker-orphaning');
+  await until('kd to run', async () => (await stageRow(runId, 1)).status === 'running', 120_000);
+  worker.kill('SIGKILL');
+  await exited(worker);
+  expect(alive()).toHaveLength(0);
+  const asked = Date.now();
+  const { cancelRun } = await gql(`mutation($id: ID!) { cancelRun(id: $id) { status errorCode error stages { status outputArtifactId } } }`, { id: runId });
+  // Recorded once the dead worker's heartbeat is STALE_SECONDS old, well within cancelRun's wait.
+  expect(Date.now() - asked).toBeLessThan(10_000);
+  expect(cancelRun.status).toBe('cancelled');
+  expect(cancelRun.errorCode).toBe('CANCELLED');
+  expect(cancelRun.error).toMatch(/worker had stopped/);
+  expect(cancelRun.stages.map((s: any) => s.status)).toEqual(['succeeded', 'cancelled']);
+  expect(cancelRun.stages[0].outputArtifactId).toBeTruthy();
+  const row = (await pg.query(`SELECT worker_id, finished_at, progress->>'status' AS progress_status FROM runs WHERE id = $1`, [runId])).rows[0];
+  expect(row.worker_id).toBeNull();
+  expect(row.finished_at).not.toBeNull();
+  expect(row.progress_status).toBe('cancelled');
+  // A worker started later does not pick it up again.
+  startWorker('worker-after-orphan');
+  await new Promise((r) => setTimeout(r, 2 * STALE_SECONDS * 1000));
+  expect((await pg.query(`SELECT status FROM runs WHERE id = $1`, [runId])).rows[0].status).toBe('cancelled');
 }, 240_000);
 
 describe('progress', () => {

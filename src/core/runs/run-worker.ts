@@ -4,6 +4,7 @@ import { CONFIG, LOGGER } from '../app/tokens';
 import type { CondenseConfig } from '../config/config';
 import type { Logger } from '../logging/logger';
 import { QUEUE_SCHEMA, RUN_QUEUE, RunQueue } from '../queue/run-queue';
+import { cancelAbandonedRuns, CANCEL_ABANDONED_SECONDS } from './abandoned-runs';
 import { RunExecutor } from './run-executor';
 
 /** How often a worker looks for runs whose worker died. */
@@ -15,7 +16,7 @@ const REAPER_INTERVAL_MS = 3000;
  * Dead workers are found by heartbeat, not by pg-boss job expiry: an executing worker refreshes
  * runs.heartbeat_at every second, and every worker's reaper puts back in the queue each `running` run
  * whose heartbeat is older than CONDENSE_RUN_STALE_SECONDS (and each `queued` run that has waited that
- * long without a pending job). pg-boss' own expiry would have to be longer than the longest run, so it
+ * long without a pending job); such a run that was asked to cancel is recorded cancelled instead. pg-boss' own expiry would have to be longer than the longest run, so it
  * would notice a SIGKILL hours late; a heartbeat notices it within seconds whatever the run's length.
  */
 @injectable()
@@ -55,10 +56,13 @@ export class RunWorker {
     await this.executor.stopAll();
   }
 
-  /** Re-queues runs left by dead workers; returns how many. */
+  /** Re-queues runs left by dead workers (or records them cancelled, when a cancel was asked); returns how many were re-queued. */
   async reap(): Promise<number> {
     const stale = this.config.runStaleSeconds ?? 30;
     try {
+      for (const id of await cancelAbandonedRuns(this.dataSource, Math.min(stale, CANCEL_ABANDONED_SECONDS))) {
+        this.log.warn({ run: id }, 'run asked to cancel whose worker stopped recorded cancelled; completed stages are kept');
+      }
       const [rows] = (await this.dataSource.query(
         `UPDATE runs SET status = 'queued', worker_id = NULL, heartbeat_at = now()
          WHERE (status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => $1)))

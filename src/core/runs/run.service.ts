@@ -1,7 +1,8 @@
 import { inject, injectable } from 'tsyringe';
 import { DataSource, In } from 'typeorm';
 import type { Caller } from '../auth/auth.service';
-import { LOGGER } from '../app/tokens';
+import { CONFIG, LOGGER } from '../app/tokens';
+import type { CondenseConfig } from '../config/config';
 import { parseId, parseName } from '../app/validation';
 import { InvalidInputError, NotFoundError } from '../errors';
 import type { Logger } from '../logging/logger';
@@ -20,6 +21,7 @@ import { ModelRecord } from '../records/model.entity';
 import { Pipeline } from '../records/pipeline.entity';
 import { RunStage } from '../records/run-stage.entity';
 import { Run } from '../records/run.entity';
+import { cancelAbandonedRuns, CANCEL_ABANDONED_SECONDS } from './abandoned-runs';
 import { AbortReason, DEFAULT_CHECKPOINT_EVERY, RunExecutor } from './run-executor';
 import { ProgressHub, progressFromJson, type RunProgress, type RunProgressJson } from './run-progress';
 import { pipelineSignature, stagesOfRun } from '../history/signature';
@@ -59,6 +61,7 @@ export class RunService {
     private readonly queue: RunQueue,
     private readonly executor: RunExecutor,
     private readonly hub: ProgressHub,
+    @inject(CONFIG) private readonly config: CondenseConfig,
     @inject(LOGGER) private readonly log: Logger,
   ) {}
 
@@ -155,7 +158,8 @@ export class RunService {
   /**
    * Asks a run to stop. A queued run is cancelled at once; a running one is marked, and its worker (in
    * any process) aborts at its next heartbeat and records it cancelled, keeping completed stages. Waits
-   * a few seconds for that and returns the run as it then is.
+   * a few seconds for that and returns the run as it then is. When the worker died (no heartbeat for
+   * CANCEL_ABANDONED_SECONDS), the run is recorded cancelled here instead.
    */
   async cancelRun(caller: Caller, runId: string): Promise<Run> {
     const run = await this.run(caller, runId);
@@ -171,7 +175,15 @@ export class RunService {
     }
     await this.dataSource.query(`UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, now()) WHERE id = $1`, [run.id]);
     await this.executor.abortLocal(run.id, AbortReason.cancelled);
-    return this.waitForRun(run.id, CANCEL_WAIT_MS);
+    // A worker that died cannot record the cancel: once its heartbeat is that old, record it here.
+    const abandonedAfter = Math.min(CANCEL_ABANDONED_SECONDS, this.config.runStaleSeconds ?? CANCEL_ABANDONED_SECONDS);
+    const deadline = Date.now() + CANCEL_WAIT_MS;
+    for (;;) {
+      await cancelAbandonedRuns(this.dataSource, abandonedAfter, run.id);
+      const now = await this.dataSource.getRepository(Run).findOneByOrFail({ id: run.id });
+      if (TERMINAL.includes(now.status) || Date.now() >= deadline) return now;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
   }
 
   async run(caller: Caller, runId: string): Promise<Run> {
