@@ -10,9 +10,11 @@ import { QUERY_LIMITS } from './limits';
 /** Most answers kept, and most bytes in all; the least recently used go first. */
 export const RESPONSE_CACHE_ENTRIES = 2_000;
 export const RESPONSE_CACHE_BYTES = 64 * 2 ** 20;
-/** Query texts whose cacheability is remembered, and the longest text remembered. */
+/** Query texts whose cacheability is remembered. */
 const VERDICT_ENTRIES = 1_000;
-const VERDICT_QUERY_MAX_CHARS = 20_000;
+/** Longer query texts or variables are not cached (they would make keys as large as answers). */
+const QUERY_MAX_CHARS = 20_000;
+const VARIABLES_MAX_CHARS = 10_000;
 
 /** A request computing an answer the cache will keep: the key and the runs version it was read at. */
 export interface ResponseCacheSlot {
@@ -87,13 +89,12 @@ export class ResponseCache {
 
   /** Whether answers to this query text may be cached (remembered per text). */
   cacheable(query: string): boolean {
+    if (query.length > QUERY_MAX_CHARS) return false;
     let verdict = this.verdicts.get(query);
     if (verdict === undefined) {
       verdict = selectsOnlyRunsVersioned(this.schema, query);
-      if (query.length <= VERDICT_QUERY_MAX_CHARS) {
-        if (this.verdicts.size >= VERDICT_ENTRIES) this.verdicts.delete(this.verdicts.keys().next().value!);
-        this.verdicts.set(query, verdict);
-      }
+      if (this.verdicts.size >= VERDICT_ENTRIES) this.verdicts.delete(this.verdicts.keys().next().value!);
+      this.verdicts.set(query, verdict);
     }
     return verdict;
   }
@@ -148,7 +149,7 @@ export class ResponseCache {
     if (body.length > RESPONSE_CACHE_BYTES / 16) return;
     if (old) this.forget(key, old);
     this.entries.set(key, { version, body });
-    this.bytes += body.length;
+    this.bytes += key.length + body.length;
     while (this.entries.size > RESPONSE_CACHE_ENTRIES || this.bytes > RESPONSE_CACHE_BYTES) {
       const oldest = this.entries.keys().next().value!;
       this.forget(oldest, this.entries.get(oldest)!);
@@ -157,7 +158,7 @@ export class ResponseCache {
 
   private forget(key: string, entry: Entry): void {
     this.entries.delete(key);
-    this.bytes -= entry.body.length;
+    this.bytes -= key.length + entry.body.length;
   }
 }
 
@@ -196,7 +197,9 @@ export function serveCachedResponses(cache: ResponseCache, auth: AuthService): R
     (req as CacheAwareRequest)[CALLER] = caller;
     if (caller.runsVersion === undefined) return next();
     const operationName = typeof body!.operationName === 'string' ? body!.operationName : '';
-    const key = `${caller.team.id}\u0000${operationName}\u0000${JSON.stringify(body!.variables ?? null)}\u0000${query}`;
+    const variables = JSON.stringify(body!.variables ?? null);
+    if (variables.length > VARIABLES_MAX_CHARS) return next();
+    const key = `${caller.team.id}\u0000${operationName}\u0000${variables}\u0000${query}`;
     const kept = cache.lookup(key, caller.runsVersion) ?? (await cache.waitFor(key, caller.runsVersion));
     if (kept !== undefined) {
       res.status(200).type('application/json; charset=utf-8').send(kept);

@@ -7,7 +7,7 @@
  * never crosses teams, never outlives its token and never holds an error.
  */
 import { VersionedCache } from '../../src/core/history/versioned-cache';
-import { ResponseCache, selectsOnlyRunsVersioned } from '../../src/graphql/response-cache';
+import { RESPONSE_CACHE_ENTRIES, ResponseCache, selectsOnlyRunsVersioned } from '../../src/graphql/response-cache';
 import { startTestServer, type TestServer } from '../support/server';
 import { seedPipeline } from './seed';
 
@@ -228,6 +228,20 @@ describe('whole answers (ResponseCache)', () => {
     expect(JSON.parse(answers[0].text).data.leaderboard.entries.map((e: any) => e.value)).toContain(0.55);
     expect(after.misses - before.misses).toBe(1);
     expect(after.hits + after.shared - before.hits - before.shared).toBe(9);
+  });
+
+  it('stay within their entry bound, and an answer read at an older version never replaces a newer one', () => {
+    const kept = new ResponseCache(responses().schema);
+    for (let i = 0; i <= RESPONSE_CACHE_ENTRIES; i++) kept.begin(`k${i}`, '7').finish(`{"data":${i}}`);
+    expect(kept.stats().entries).toBe(RESPONSE_CACHE_ENTRIES);
+    expect(kept.lookup('k0', '7')).toBeUndefined(); // the least recently used went first
+    expect(kept.lookup(`k${RESPONSE_CACHE_ENTRIES}`, '7')).toBe(`{"data":${RESPONSE_CACHE_ENTRIES}}`);
+    const slow = kept.begin('k1', '8');
+    kept.begin('k1', '9').finish('newer');
+    slow.finish('older');
+    expect(kept.lookup('k1', '9')).toBe('newer');
+    expect(kept.lookup('k1', '8')).toBeUndefined();
+    expect(kept.cacheable('{ runHistory { edges { node { id } } } }' + ' '.repeat(20_000))).toBe(false);
   });
 
   it('never keep an answer with errors', async () => {
