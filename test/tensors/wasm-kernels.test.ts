@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { initTensorBackend } from '../../src/core/tensors/backend';
 import { WASM_TRAINING_KERNELS } from '../../src/core/tensors/wasm-kernels';
+import {
+  IM2COL_COLUMNS,
+  im2colFilterGradient,
+  swappedConvFilterGradient,
+  useSwappedConv,
+} from '../../src/core/tensors/wasm-kernels/conv2d-backprop-filter';
 import { gaussianValues, onBackend, relativeMaxError, sizeOf, take } from './support';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
@@ -99,6 +105,59 @@ describe('wasm training kernels', () => {
       expect(relativeMaxError(onWasm, onCpu)).toBeLessThan(1e-5);
       await tf.setBackend('wasm');
     }
+  });
+
+  // The kernel picks one formulation per shape; each must be exact on every case. im2col also in
+  // groups of one image and in groups that leave a smaller last group.
+  const FORMULATIONS = [
+    { name: 'swapped conv', run: swappedConvFilterGradient, columns: undefined },
+    { name: 'im2col, one group', run: im2colFilterGradient, columns: undefined },
+    { name: 'im2col, groups of 1 image', run: im2colFilterGradient, columns: 1 },
+    { name: 'im2col, uneven groups', run: im2colFilterGradient, columns: 'two images' },
+  ] as const;
+  const FORMULATION_CASES = [
+    ...CASES,
+    { x: [5, 6, 7, 3], filter: [3, 3, 3, 2], strides: [1, 1], pad: 'valid', dilations: [1, 1] },
+    { x: [3, 10, 10, 2], filter: [3, 3, 2, 3], strides: [3, 3], pad: 'same', dilations: [1, 1] },
+  ] as ConvCase[];
+
+  test.each(FORMULATIONS)('Conv2DBackpropFilter formulation $name is exact on every case', async (f) => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend() as unknown as import('@tensorflow/tfjs-backend-wasm').BackendWasm;
+    const saved = IM2COL_COLUMNS.target;
+    try {
+      for (const [i, c] of FORMULATION_CASES.entries()) {
+        const info = tf.backend_util.computeConv2DInfo(c.x, c.filter, c.strides, c.dilations, c.pad, undefined, false, 'channelsLast');
+        const imageColumns = info.outHeight * (info.outWidth + Math.floor(((c.filter[1] - 1) * c.dilations[1]) / c.strides[1]));
+        if (f.columns === 1) IM2COL_COLUMNS.target = 1;
+        else if (f.columns === 'two images') IM2COL_COLUMNS.target = 2 * imageColumns;
+        else IM2COL_COLUMNS.target = 1e9;
+        const x = gaussianValues(sizeOf(c.x), 50 + i);
+        const dy = gaussianValues(sizeOf(info.outShape), 70 + i);
+        const before = backend.numDataIds();
+        const xt = tf.tensor4d(x, c.x);
+        const dyt = tf.tensor(dy, info.outShape);
+        const out = f.run(backend, xt, dyt, info);
+        expect(out.shape).toEqual(c.filter);
+        const values = Float32Array.from(backend.readSync(out.dataId) as Float32Array);
+        backend.disposeData(out.dataId);
+        tf.dispose([xt, dyt]);
+        expect(backend.numDataIds()).toBe(before);
+        expect(relativeMaxError(values, naiveFilterGradient(c, x, dy, info.outShape))).toBeLessThan(1e-5);
+      }
+    } finally {
+      IM2COL_COLUMNS.target = saved;
+    }
+  });
+
+  test('Conv2DBackpropFilter takes the swapped conv only at stride 1 with wide padding columns', () => {
+    const info = (x: [number, number, number, number], filter: [number, number, number, number], strides: number, pad: 'same' | 'valid') =>
+      tf.backend_util.computeConv2DInfo(x, filter, strides, 1, pad, undefined, false, 'channelsLast');
+    expect(useSwappedConv(info([128, 32, 32, 16], [3, 3, 16, 16], 1, 'same'))).toBe(false);
+    expect(useSwappedConv(info([128, 16, 16, 32], [3, 3, 32, 32], 1, 'same'))).toBe(false);
+    expect(useSwappedConv(info([128, 8, 8, 64], [3, 3, 64, 64], 1, 'same'))).toBe(true);
+    expect(useSwappedConv(info([128, 16, 16, 32], [3, 3, 32, 64], 2, 'same'))).toBe(false);
+    expect(useSwappedConv(info([256, 14, 14, 6], [5, 5, 6, 16], 1, 'valid'))).toBe(true);
   });
 
   test('the naive reference agrees with the cpu kernel (so it is a fair judge for dilation)', async () => {
