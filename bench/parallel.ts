@@ -1,12 +1,13 @@
 /**
- * Worker-thread parallelism benchmark on LeNet-5-BN (28×28×1) with the wasm backend:
- * - training step, batch 256: one thread (no workers) vs a ParallelTrainer over 1 and 2 workers;
- * - DeepInversion input-gradient step (CE + BN statistics, Adam on pixels), batch 256: one thread vs
+ * Worker-thread parallelism benchmark with the wasm backend:
+ * - training step of LeNet-5-BN (28×28×1, batch 256) and CIFAR ResNet-20 (32×32×3, batch 128):
+ *   one thread (no workers) vs a ParallelTrainer over 1 and 2 workers (the batch split between them);
+ * - DeepInversion input-gradient step on LeNet-5-BN (CE + BN statistics, Adam on pixels), batch 256: one thread vs
  *   1 worker vs 2 workers, each worker advancing its own independent batch;
  * - synthesis throughput: images finished per second, B batches of K iterations each, vs the same
  *   loop in PyTorch (bench/torch/synthesis.py) with 1 and 2 threads.
  *
- *   npm run bench:parallel [-- --steps 10 --warmup 2 --iterations 20 --batches 4 --rounds 2 --no-torch]
+ *   npm run bench:parallel [-- --steps 10 --resnet-steps 5 --warmup 2 --iterations 20 --batches 4 --rounds 2 --models lenet5-bn,resnet20 --no-torch]
  *
  * Writes bench/results/parallel.json. The runners' steps are timed in turn (main, 1 worker, 2 workers,
  * main, ...) and synthesis rounds alternate runners, so that load from other processes falls on all
@@ -30,6 +31,7 @@ import { createOptimizer, trainableParams } from '../src/core/training/optimizer
 import { crossEntropy } from '../src/core/training/trainer';
 import { machineInfo, repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
+import { BENCH_MODELS, type BenchModel } from './support/steps';
 import { type Cell, printTable } from './support/table';
 import { median, type StepTiming } from './support/timing';
 
@@ -37,10 +39,15 @@ const LENET: ModelSpec = { architecture: 'lenet5-bn', inputShape: [28, 28, 1], n
 const BATCH = 256;
 const LEARNING_RATE = 0.01;
 
+/** Models whose training step is timed (bench:backend's, same batches); inversion and synthesis run LeNet-5-BN only. */
+const TRAIN_MODELS = Object.fromEntries(BENCH_MODELS.map((m) => [m.id, m])) as Record<BenchModel['id'], BenchModel>;
+type TrainModel = BenchModel['id'];
+
 type Runner = 'main thread' | '1 worker' | '2 workers';
 
 interface StepResult {
   work: 'train' | 'inversion';
+  model: TrainModel;
   runner: Runner;
   /** Independent batches advanced by one step (inversion on 2 workers: 2). */
   batchesPerStep: number;
@@ -65,11 +72,12 @@ function log(message: string): void {
   process.stderr.write(`[bench:parallel] ${message}\n`);
 }
 
-function randomBatch(seed: number): FlatBatch {
+function randomBatch(spec: ModelSpec, count: number, seed: number): FlatBatch {
   const random = new SeededRandom(seed);
-  const images = Float32Array.from({ length: BATCH * 784 }, () => random.gaussian());
-  const labels = Int32Array.from({ length: BATCH }, () => random.int(10));
-  return { images, labels, count: BATCH };
+  const pixels = spec.inputShape[0] * spec.inputShape[1] * spec.inputShape[2];
+  const images = Float32Array.from({ length: count * pixels }, () => random.gaussian());
+  const labels = Int32Array.from({ length: count }, () => random.int(spec.numClasses));
+  return { images, labels, count };
 }
 
 /** A step to time and what frees its state afterwards. */
@@ -83,13 +91,13 @@ interface Timed {
 }
 
 /** The replicas' step on one thread: gradients of the mean CE with BN in training mode, SGD update. */
-function trainMainThread(batch: FlatBatch, seed: number): Timed {
-  const model = buildModel(LENET, seed);
+function trainMainThread(spec: ModelSpec, batch: FlatBatch, seed: number): Timed {
+  const model = buildModel(spec, seed);
   const params = trainableParams(model);
   const variables = params.map((p) => p.variable);
   const optimizer = createOptimizer(params, { kind: 'sgd', momentum: 0.9 });
   const step = async () => {
-    const x = tf.tensor4d(batch.images, [batch.count, 28, 28, 1]);
+    const x = tf.tensor4d(batch.images, [batch.count, ...spec.inputShape]);
     const y = tf.tensor1d(batch.labels, 'int32');
     const { value, grads } = tf.variableGrads(() => crossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, y), variables);
     optimizer.step(variables.map((v) => grads[v.name]), LEARNING_RATE);
@@ -103,8 +111,8 @@ function trainMainThread(batch: FlatBatch, seed: number): Timed {
   };
 }
 
-async function trainInPool(pool: WorkerPool, batch: FlatBatch, seed: number): Promise<Timed> {
-  const model = buildModel(LENET, seed);
+async function trainInPool(pool: WorkerPool, spec: ModelSpec, batch: FlatBatch, seed: number): Promise<Timed> {
+  const model = buildModel(spec, seed);
   const trainer = await ParallelTrainer.create(pool, model, { optimizer: { kind: 'sgd', momentum: 0.9 } });
   return {
     step: async () => void (await trainer.step(batch, LEARNING_RATE)),
@@ -203,6 +211,8 @@ function torchAvailable(): boolean {
 async function main(): Promise<void> {
   const options = new Command()
     .option('--steps <n>', 'timed steps (inversion: timed rounds) per measurement', '10')
+    .option('--resnet-steps <n>', 'timed ResNet-20 training steps per runner', '5')
+    .option('--models <list>', 'models whose training step is timed', Object.keys(TRAIN_MODELS).join(','))
     .option('--warmup <n>', 'untimed steps before timing', '2')
     .option('--round <n>', 'inversion iterations per timed round', '5')
     .option('--iterations <n>', 'iterations per synthesis batch (throughput)', '20')
@@ -213,8 +223,11 @@ async function main(): Promise<void> {
     .option('--no-torch', 'skip PyTorch')
     .option('--seed <n>', 'seed of weights and data', '0')
     .parse()
-    .opts<{ steps: string; warmup: string; round: string; iterations: string; batches: string; rounds: string; bnWeight: string; lr: string; torch: boolean; seed: string }>();
+    .opts<{ steps: string; resnetSteps: string; models: string; warmup: string; round: string; iterations: string; batches: string; rounds: string; bnWeight: string; lr: string; torch: boolean; seed: string }>();
   const steps = Number(options.steps);
+  const trainModels = options.models.split(',').map((m) => m.trim()) as TrainModel[];
+  for (const m of trainModels) if (!(m in TRAIN_MODELS)) throw new Error(`unknown model ${m}; known: ${Object.keys(TRAIN_MODELS).join(', ')}`);
+  const stepsOf = (m: TrainModel) => (m === 'resnet20' ? Number(options.resnetSteps) : steps);
   const warmup = Number(options.warmup);
   const seed = Number(options.seed);
   const batches = Number(options.batches);
@@ -225,7 +238,6 @@ async function main(): Promise<void> {
 
   const backend = await initTensorBackend('wasm');
   log(`main thread: ${backend.detail}; load average ${loadBefore.join(' ')}`);
-  const batch = randomBatch(seed);
   const teacherModel = buildModel(LENET, seed);
   const teacher = await serializeModel(teacherModel);
   teacherModel.dispose();
@@ -237,18 +249,22 @@ async function main(): Promise<void> {
     pools.set('1 worker', await WorkerPool.start({ size: 1, backend: 'wasm' }));
     pools.set('2 workers', await WorkerPool.start({ size: 2, backend: 'wasm' }));
     const runnerNames = [...pools.keys()];
-    for (const work of ['train', 'inversion'] as const) {
-      log(`${work}: ${runnerNames.join(', ')} interleaved, ${warmup} warm-up + ${steps} timed steps each`);
+    const works = [...trainModels.map((model) => ({ work: 'train' as const, model })), { work: 'inversion' as const, model: 'lenet5-bn' as const }];
+    for (const { work, model } of works) {
+      const m = TRAIN_MODELS[model];
+      const workSteps = work === 'train' ? stepsOf(model) : steps;
+      log(`${work} ${m.label}: ${runnerNames.join(', ')} interleaved, ${warmup} warm-up + ${workSteps} timed steps each`);
+      const batch = randomBatch(m.spec, m.batch, seed);
       const timed: [Runner, Timed][] = [];
       for (const [runner, pool] of pools) {
-        if (work === 'train') timed.push([runner, pool === undefined ? trainMainThread(batch, seed) : await trainInPool(pool, batch, seed)]);
+        if (work === 'train') timed.push([runner, pool === undefined ? trainMainThread(m.spec, batch, seed) : await trainInPool(pool, m.spec, batch, seed)]);
         else timed.push([runner, inversionSteps(pool, teacher, stepConfig)]);
       }
       try {
-        const timings = await interleaved(timed, steps, work === 'train' ? warmup : 1);
+        const timings = await interleaved(timed, workSteps, work === 'train' ? warmup : 1);
         for (const [runner, t] of timed) {
           const timing = timings.get(runner)!;
-          stepResults.push({ work, runner, batchesPerStep: t.batchesPerStep, timing, coresUsed: timing.coresUsed, msPerBatchStep: timing.medianMs / t.batchesPerStep });
+          stepResults.push({ work, model, runner, batchesPerStep: t.batchesPerStep, timing, coresUsed: timing.coresUsed, msPerBatchStep: timing.medianMs / t.batchesPerStep });
         }
       } finally {
         for (const [, t] of timed) await t.dispose();
@@ -271,34 +287,35 @@ async function main(): Promise<void> {
   const torch: { backend?: any } = {};
   if (options.torch && torchAvailable()) {
     log('PyTorch: training and inversion steps (bench/torch/backend.py), 1 and 2 threads');
-    torch.backend = [1, 2].map((t) => python('backend.py', ['--threads', String(t), '--steps', String(steps), '--warmup', String(warmup), '--seed', String(seed), '--models', 'lenet5-bn'], t));
+    const torchModels = [...new Set<TrainModel>(['lenet5-bn', ...trainModels])].join(',');
+    torch.backend = [1, 2].map((t) => python('backend.py', ['--threads', String(t), '--steps', String(steps), '--warmup', String(warmup), '--seed', String(seed), '--models', torchModels], t));
   } else if (options.torch) {
     log('PyTorch not importable by /usr/bin/python3; tfjs only');
   }
 
-  const torchStepMs = (threads: number, work: 'train' | 'inversion'): number | undefined =>
-    torch.backend?.find((r: any) => r.threads === threads)?.results['lenet5-bn']?.[work]?.medianMs;
-  const fasterTorch = (work: 'train' | 'inversion'): number | undefined => {
-    const times = [torchStepMs(1, work), torchStepMs(2, work)].filter((t): t is number => t !== undefined);
+  const torchStepMs = (threads: number, work: 'train' | 'inversion', model: TrainModel): number | undefined =>
+    torch.backend?.find((r: any) => r.threads === threads)?.results[model]?.[work]?.medianMs;
+  const fasterTorch = (work: 'train' | 'inversion', model: TrainModel): number | undefined => {
+    const times = [torchStepMs(1, work, model), torchStepMs(2, work, model)].filter((t): t is number => t !== undefined);
     return times.length > 0 ? Math.min(...times) : undefined;
   };
-  const stepHeaders = ['work (LeNet-5-BN, batch 256)', 'runner', 'cores used', 'batches per step', 'ms/step (median)', 'ms per batch-step', 'PyTorch 1t ms', 'PyTorch 2t ms', 'ratio to faster PyTorch'];
+  const stepHeaders = ['work', 'runner', 'cores used', 'batches per step', 'ms/step (median)', 'ms per batch-step', 'PyTorch 1t ms', 'PyTorch 2t ms', 'ratio to faster PyTorch'];
   const stepRows: Cell[][] = stepResults.map((r) => {
-    const best = fasterTorch(r.work);
+    const best = fasterTorch(r.work, r.model);
     return [
-      r.work === 'train' ? 'training step (SGD)' : 'inversion step (CE + BN stats)',
+      `${TRAIN_MODELS[r.model].label}: ${r.work === 'train' ? 'training step (SGD)' : 'inversion step (CE + BN stats)'}`,
       r.runner,
       r.coresUsed,
       r.batchesPerStep,
       r.timing.medianMs,
       r.msPerBatchStep,
-      torchStepMs(1, r.work),
-      torchStepMs(2, r.work),
+      torchStepMs(1, r.work, r.model),
+      torchStepMs(2, r.work, r.model),
       best === undefined ? undefined : r.msPerBatchStep / best,
     ];
   });
   printTable(
-    `ms per step, median of ${steps} (inversion: rounds of ${stepConfig.iterations} iterations, per iteration) after warm-up; wasm. ` +
+    `ms per step, median of ${steps} (ResNet-20: ${options.resnetSteps}; inversion: rounds of ${stepConfig.iterations} iterations, per iteration) after warm-up; wasm. ` +
       'PyTorch: bench/torch/backend.py (its inversion step is plain gradient descent on the pixels, ours Adam)',
     stepHeaders,
     stepRows,
@@ -326,7 +343,7 @@ async function main(): Promise<void> {
 
   const target = writeBenchResults('parallel', seed, { steps: stepResults, synthesis, synthesisMedians: synthMedian, torch }, {
     backend,
-    settings: { steps, warmup, batch: BATCH, inversionRound: stepConfig, synthesis: synthConfig, batches, rounds },
+    settings: { steps, resnetSteps: Number(options.resnetSteps), trainModels, warmup, batch: BATCH, inversionRound: stepConfig, synthesis: synthConfig, batches, rounds },
     loadAverageBefore: loadBefore,
     tables: { steps: { headers: stepHeaders, rows: stepRows }, synthesis: { headers: synthHeaders, rows: synthRows } },
   });
