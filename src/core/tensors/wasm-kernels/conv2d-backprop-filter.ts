@@ -123,8 +123,11 @@ export function im2colFilterGradient(backend: BackendWasm, x: tf.TensorInfo, dy:
       const patches = keep(backend.makeOutput([taps, groupColumns], 'float32'));
       const dyGroup = keep(backend.makeOutput([groupColumns, outChannels], 'float32'));
       // Views after every allocation: growing the heap detaches views taken earlier.
-      const p = backend.typedArrayFromHeap(patches) as Float32Array;
-      const xv = backend.typedArrayFromHeap(planes) as Float32Array;
+      // Patches and planes both live on the wasm heap: copyWithin on one view of it, without a
+      // subarray per run (runs are short on small maps).
+      const heap = new Float32Array((backend.typedArrayFromHeap(patches) as Float32Array).buffer);
+      const patchesAt = (backend.typedArrayFromHeap(patches) as Float32Array).byteOffset / 4;
+      const planesAt = (backend.typedArrayFromHeap(planes) as Float32Array).byteOffset / 4;
       for (let kh = 0; kh < filterHeight; kh++) {
         const rh = (kh * dh) % sh;
         const qh = Math.floor((kh * dh) / sh);
@@ -133,11 +136,11 @@ export function im2colFilterGradient(backend: BackendWasm, x: tf.TensorInfo, dy:
           const offset = qh * planeWidth + Math.floor((kw * dw) / sw);
           const length = Math.min(imageColumns, plane - offset);
           for (let ci = 0; ci < inChannels; ci++) {
-            let to = ((kh * filterWidth + kw) * inChannels + ci) * groupColumns;
+            let to = patchesAt + ((kh * filterWidth + kw) * inChannels + ci) * groupColumns;
             for (let n = n0; n < n0 + images; n++, to += imageColumns) {
-              const from = (((n * sh + rh) * sw + rw) * inChannels + ci) * plane + offset;
-              p.set(xv.subarray(from, from + length), to);
-              if (length < imageColumns) p.fill(0, to + length, to + imageColumns);
+              const from = planesAt + (((n * sh + rh) * sw + rw) * inChannels + ci) * plane + offset;
+              heap.copyWithin(to, from, from + length);
+              if (length < imageColumns) heap.fill(0, to + length, to + imageColumns);
             }
           }
         }
