@@ -37,15 +37,21 @@ function median(values: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-function timeMs(call: () => void, runs: number): number {
-  for (let i = 0; i < 2; i++) call();
-  const times: number[] = [];
+/**
+ * Medians of each call's ms, the calls taken in turn (a, b, c, a, b, c, ...) so that load from other
+ * processes, which comes and goes, falls on all of them alike.
+ */
+function timeInTurn(calls: (() => void)[], runs: number): number[] {
+  for (const call of calls) call();
+  const times = calls.map(() => [] as number[]);
   for (let i = 0; i < runs; i++) {
-    const start = process.hrtime.bigint();
-    call();
-    times.push(Number(process.hrtime.bigint() - start) / 1e6);
+    calls.forEach((call, k) => {
+      const start = process.hrtime.bigint();
+      call();
+      times[k].push(Number(process.hrtime.bigint() - start) / 1e6);
+    });
   }
-  return median(times);
+  return times.map(median);
 }
 
 function relativeMaxError(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -76,35 +82,42 @@ async function main(): Promise<void> {
     const x = tf.randomNormal(s.x);
     const dy = tf.randomNormal(info.outShape);
     const w = tf.randomNormal(s.filter);
-    const timed = (f: () => tf.TensorInfo | tf.TensorInfo[]) =>
-      timeMs(() => {
-        const out = f();
-        for (const o of Array.isArray(out) ? out : [out]) backend.disposeData(o.dataId);
-      }, runs);
-    const kernel = (name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap) => () => tf.getKernel(name, 'wasm')!.kernelFunc({ inputs, backend, attrs });
-    const forward = timed(kernel(tf.Conv2D, { x, filter: w }, { strides: s.stride, pad: s.pad, dataFormat: 'NHWC', dilations: 1 }));
-    const registered = timed(kernel(tf.Conv2DBackpropFilter, { x, dy }, { strides: s.stride, pad: s.pad, dataFormat: 'NHWC', filterShape: s.filter }));
-    const swapped = timed(() => swappedConvFilterGradient(backend, x, dy, info));
+    const dispose = (out: tf.TensorInfo | tf.TensorInfo[]) => {
+      for (const o of Array.isArray(out) ? out : [out]) backend.disposeData(o.dataId);
+    };
+    const kernel = (name: string, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap) => () => dispose(tf.getKernel(name, 'wasm')!.kernelFunc({ inputs, backend, attrs }));
+    const im2colWith = (columns: number) => () => {
+      IM2COL_COLUMNS.target = columns;
+      dispose(im2colFilterGradient(backend, x, dy, info));
+      IM2COL_COLUMNS.target = defaultColumns;
+    };
+    const [forward, swapped, registered, ...im2colMs] = timeInTurn(
+      [
+        kernel(tf.Conv2D, { x, filter: w }, { strides: s.stride, pad: s.pad, dataFormat: 'NHWC', dilations: 1 }),
+        () => dispose(swappedConvFilterGradient(backend, x, dy, info)),
+        kernel(tf.Conv2DBackpropFilter, { x, dy }, { strides: s.stride, pad: s.pad, dataFormat: 'NHWC', filterShape: s.filter }),
+        ...columnsList.map(im2colWith),
+      ],
+      runs,
+    );
     const reference = swappedConvFilterGradient(backend, x, dy, info);
     const referenceValues = Float32Array.from(backend.typedArrayFromHeap(reference) as Float32Array);
     backend.disposeData(reference.dataId);
-    const im2col: string[] = [];
     let error = 0;
     for (const columns of columnsList) {
       IM2COL_COLUMNS.target = columns;
-      im2col.push(timed(() => im2colFilterGradient(backend, x, dy, info)).toFixed(1));
       const out = im2colFilterGradient(backend, x, dy, info);
       error = Math.max(error, relativeMaxError(backend.typedArrayFromHeap(out) as Float32Array, referenceValues));
       backend.disposeData(out.dataId);
     }
     IM2COL_COLUMNS.target = defaultColumns;
-
+    const im2col = im2colMs.map((ms) => ms.toFixed(1));
     const macs = info.batchSize * info.outHeight * info.outWidth * s.filter.reduce((a, b) => a * b, 1);
     rows.push([s.label, `${s.x.join('×')} → ${info.outShape.join('×')}, ${s.filter[0]}×${s.filter[1]} s${s.stride}`, forward, swapped, im2col.join(' / '), registered, macs / registered / 1e6, error.toExponential(1)]);
     tf.dispose([x, dy, w]);
   }
   printTable(
-    `wasm Conv2DBackpropFilter, ms per call (median of ${runs}); im2col with ${columnsList.join(' / ')} positions per product; forward conv of the same shape for scale`,
+    `wasm Conv2DBackpropFilter, ms per call (median of ${runs}, the calls of a shape taken in turn); im2col with ${columnsList.join(' / ')} positions per product; forward conv of the same shape for scale`,
     ['shape', 'x → dy, kernel', 'forward conv', 'swapped conv', 'im2col + matmul', 'registered', 'registered G MAC/s', 'im2col vs swapped (rel. err)'],
     rows,
     [0, 0, 1, 1, 0, 1, 1, 0],
