@@ -145,10 +145,11 @@ export class RunService {
     });
   }
 
-  /** Resolves when the run has ended (any status), polling its row; returns its final record. */
-  async waitForRun(runId: string, timeoutMs = Number.POSITIVE_INFINITY): Promise<Run> {
+  /** Resolves when the run has ended (any status), polling its row (after `beforePoll`, when given); returns its final record. */
+  async waitForRun(runId: string, timeoutMs = Number.POSITIVE_INFINITY, beforePoll?: () => Promise<unknown>): Promise<Run> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      await beforePoll?.();
       const run = await this.dataSource.getRepository(Run).findOneByOrFail({ id: runId });
       if (TERMINAL.includes(run.status) || Date.now() >= deadline) return run;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -177,13 +178,7 @@ export class RunService {
     await this.executor.abortLocal(run.id, AbortReason.cancelled);
     // A worker that died cannot record the cancel: once its heartbeat is that old, record it here.
     const abandonedAfter = Math.min(CANCEL_ABANDONED_SECONDS, this.config.runStaleSeconds ?? CANCEL_ABANDONED_SECONDS);
-    const deadline = Date.now() + CANCEL_WAIT_MS;
-    for (;;) {
-      await cancelAbandonedRuns(this.dataSource, abandonedAfter, run.id);
-      const now = await this.dataSource.getRepository(Run).findOneByOrFail({ id: run.id });
-      if (TERMINAL.includes(now.status) || Date.now() >= deadline) return now;
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    }
+    return this.waitForRun(run.id, CANCEL_WAIT_MS, () => cancelAbandonedRuns(this.dataSource, abandonedAfter, run.id));
   }
 
   async run(caller: Caller, runId: string): Promise<Run> {
