@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Logger } from '../../logging/logger';
 import { batchMatMulConfig } from './batch-mat-mul';
+import { addChannelConfig, fusedBatchNormChannelConfig, multiplyChannelConfig, subChannelConfig } from './channel-broadcast';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter';
@@ -27,7 +28,8 @@ export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
  * Faster exact replacements of kernels tfjs-backend-wasm 4.22 ships (its Conv2DBackpropInput is a
  * plain loop ~10× slower than XNNPACK's forward conv; its MaxPoolGrad, Sum/Mean over leading axes and
  * copying Identity/Cast, BatchMatMul on transposed operands, non-contiguous Slice, SplitV, PadV2,
- * Concat of short blocks and ResizeNearestNeighborGrad are slow too). Replaced only
+ * Concat of short blocks, ResizeNearestNeighborGrad, FusedBatchNorm and Multiply/Add/Sub by a channel
+ * vector are slow too). Replaced only
  * on the version they were written for: on another, the shipped kernel stays.
  */
 export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
@@ -43,6 +45,10 @@ export const WASM_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [
   padV2Config,
   concatConfig,
   resizeNearestNeighborGradConfig,
+  multiplyChannelConfig,
+  addChannelConfig,
+  subChannelConfig,
+  fusedBatchNormChannelConfig,
 ];
 
 export interface WasmKernelRegistration {
