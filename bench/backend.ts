@@ -3,7 +3,12 @@
  * LeNet-5-BN (batch 256, 28×28×1) and CIFAR ResNet-20 (batch 128, 32×32×3) on every available
  * TF.js backend, next to PyTorch on the CPU with 1 and 2 threads when /usr/bin/python3 has torch.
  *
- *   npm run bench:backend [-- --steps 10 --warmup 2 --cpu-steps 3 --cpu-resnet-steps 0 --backends wasm,cpu]
+ *   npm run bench:backend [-- --steps 10 --warmup 2 --cpu-steps 3 --cpu-resnet-steps 0 --backends wasm,cpu --no-workers]
+ *
+ * With wasm on a machine of 2 or more cores it then runs bench:parallel (worker threads: data-parallel
+ * training over 2 workers, independent inversion batches and synthesis on 2 workers; its own tables,
+ * bench/results/parallel.json) and ends with a table of issue 4's CPU targets: for each work, the
+ * faster of one thread and 2 workers, over PyTorch with 2 threads from this same run.
  *
  * Writes bench/results/backend.json. Timings are medians of `steps` after `warmup` untimed steps.
  * The cpu backend is pure JavaScript: a LeNet step takes tens of seconds here, a ResNet-20 step
@@ -13,6 +18,8 @@
  * layers model's own ops instead. Per-kernel profiles of the same workloads: bench/profile-step.ts.
  */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
@@ -90,8 +97,23 @@ async function main(): Promise<void> {
     .option('--no-torch', 'skip PyTorch')
     .option('--seed <n>', 'seed of weights and data', '0')
     .option('--layers-inversion', "inversion step through the layers model's own (fused) ops instead of the input-only gradient path")
+    .option('--no-workers', 'skip the worker-thread rows (bench:parallel) and the targets table')
+    .option('--resnet-worker-steps <n>', 'timed ResNet-20 steps per runner in the worker rows', '5')
     .parse()
-    .opts<{ steps: string; warmup: string; cpuSteps: string; cpuResnetSteps: string; backends?: string; models: string; torchThreads: string; torch: boolean; seed: string; layersInversion?: boolean }>();
+    .opts<{
+      steps: string;
+      warmup: string;
+      cpuSteps: string;
+      cpuResnetSteps: string;
+      backends?: string;
+      models: string;
+      torchThreads: string;
+      torch: boolean;
+      seed: string;
+      layersInversion?: boolean;
+      workers: boolean;
+      resnetWorkerSteps: string;
+    }>();
   const steps = Number(options.steps);
   const warmup = Number(options.warmup);
   const cpuSteps = Number(options.cpuSteps);
@@ -153,14 +175,79 @@ async function main(): Promise<void> {
     digits,
   );
 
+  let workers: WorkerResults | undefined;
+  if (options.workers && backends.some((b) => b.name === 'wasm') && os.cpus().length >= 2) {
+    const args = ['--models', models.map((m) => m.id).join(','), '--steps', String(steps), '--warmup', String(warmup), '--resnet-steps', options.resnetWorkerSteps, '--seed', String(seed)];
+    if (!options.torch) args.push('--no-torch');
+    log(`worker threads: bench:parallel ${args.join(' ')}`);
+    execFileSync(process.execPath, [path.join(__dirname, 'parallel.js'), ...args], { stdio: 'inherit' });
+    workers = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'bench', 'results', 'parallel.json'), 'utf8')).results as WorkerResults;
+  } else if (options.workers) {
+    log('worker rows skipped: they need the wasm backend and at least 2 cores');
+  }
+  const targets = cpuTargets(tfjs, torchRuns.find((r) => r.threads === 2), workers);
+  if (targets.length > 0 && !backends.some((b) => b.name === 'webgpu')) targets.push(...GPU_TARGET_ROWS);
+  if (targets.length > 0) {
+    printTable(
+      "issue 4's CPU targets: Condense (wasm, the faster of 1 thread and 2 workers) over PyTorch with 2 threads, this run",
+      TARGET_HEADERS,
+      targets,
+      [0, 0, 0, 0, 2, 1, 0],
+    );
+  }
+
   const target = writeBenchResults('backend', seed, { tfjs, torch: torchRuns }, {
     backends: backends.map((b) => ({ ...b, tfjsVersion: tf.version_core })),
     bestBackend: best satisfies TensorBackendInfo,
     table: { headers, rows },
+    targets: { headers: TARGET_HEADERS, rows: targets, workers: workers ? 'bench/results/parallel.json of this run' : 'not run' },
     inversionPath: layersInversion ? 'layers model ops (tf.fused.conv2d: filter gradients computed too)' : 'input-only gradient path (src/core/tensors/input-gradient.ts)',
   });
   log(`results written to ${target}`);
 }
+
+/** What bench:parallel writes (the parts read here). */
+interface WorkerResults {
+  steps: Array<{ work: Work; model: BenchModel['id']; runner: string; msPerBatchStep: number }>;
+  synthesisMedians: Array<{ runner: string; imagesPerSecond: number }>;
+}
+
+const TARGET_HEADERS = ['work', 'Condense runner', 'Condense', 'PyTorch 2 threads', 'ratio', 'target', 'met'];
+
+/** Issue 4's CPU rows: ms per batch-step of the faster wasm runner, over PyTorch with 2 threads. */
+function cpuTargets(tfjs: TfjsResult[], torch2: TorchRun | undefined, workers: WorkerResults | undefined): Cell[][] {
+  if (torch2 === undefined) return [];
+  const rows: Cell[][] = [];
+  const limits: Array<[BenchModel['id'], Work, number]> = [
+    ['lenet5-bn', 'inversion', 1.5],
+    ['lenet5-bn', 'train', 3],
+    ['resnet20', 'train', 5],
+    ['resnet20', 'inversion', 5],
+  ];
+  for (const [model, work, limit] of limits) {
+    const torchMs = torch2.results[model]?.[work]?.medianMs;
+    const oneThread = tfjs.find((r) => r.backend === 'wasm' && r.model === model && r.work === work)?.timing.medianMs;
+    if (torchMs === undefined || oneThread === undefined) continue;
+    const twoWorkers = workers?.steps.find((s) => s.model === model && s.work === work && s.runner === '2 workers')?.msPerBatchStep;
+    const [runner, ms] = twoWorkers !== undefined && twoWorkers < oneThread ? ['2 workers', twoWorkers] : ['1 thread', oneThread];
+    const label = `${MODELS.find((m) => m.id === model)!.label}: ${WORK_LABEL[work]}, ms per step`;
+    rows.push([label, runner, ms, torchMs, ms / torchMs, `≤ ${limit}`, ms / torchMs <= limit ? 'yes' : 'NO']);
+  }
+  const synthesis = (runner: string) => workers?.synthesisMedians.find((s) => s.runner === runner)?.imagesPerSecond;
+  const ours = Math.max(synthesis('2 workers') ?? 0, synthesis('main thread') ?? 0);
+  const theirs = synthesis('PyTorch 2t');
+  if (ours > 0 && theirs !== undefined) {
+    const runner = (synthesis('2 workers') ?? 0) >= (synthesis('main thread') ?? 0) ? '2 workers' : '1 thread';
+    rows.push(['LeNet-5-BN data-free synthesis, images per second', runner, ours, theirs, ours / theirs, '≥ 0.5', ours / theirs >= 0.5 ? 'yes' : 'NO']);
+  }
+  return rows;
+}
+
+/** The GPU rows of the targets, which this benchmark cannot time on a machine without a GPU backend. */
+const GPU_TARGET_ROWS: Cell[][] = [
+  ['CIFAR ResNet-18 (batch 128): input-gradient step on webgpu', 'GPU host only', undefined, undefined, undefined, '≤ 3', 'not run here'],
+  ['CIFAR ResNet-18 (batch 128): training step on webgpu', 'GPU host only', undefined, undefined, undefined, '≤ 10', 'not run here'],
+];
 
 async function canUse(name: BackendName): Promise<boolean> {
   try {

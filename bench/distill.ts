@@ -85,6 +85,8 @@ async function main(): Promise<void> {
     .option('--factor-channels <n>', "ie-kd factor channels (8: half the teacher's 16 feature channels, the reference config's 64 → 32 ratio)", '8')
     .option('--distance <d>', 'ie-kd factor distance: l1, l2, cosine', 'l1')
     .option('--split <s>', 'ie-kd split of the student feature channels: natural, random', 'natural')
+    .option('--teacher-layer <name>', "ie-kd teacher feature layer (default: the plugin's, the last feature map before flatten)")
+    .option('--student-layer <name>', "ie-kd student feature layer (default: the plugin's, the last feature map before flatten)")
     .option('--inherit-weight <x>', 'ie-kd inheritance weight', '100')
     .option('--explore-weight <x>', 'ie-kd exploration weight', '100')
     .option('--plus-kd-inherit-weight <x>', 'ie-kd+kd inheritance weight', '10')
@@ -114,6 +116,8 @@ async function main(): Promise<void> {
     split: options.split,
     inheritWeight: Number(options.inheritWeight),
     exploreWeight: Number(options.exploreWeight),
+    ...(options.teacherLayer ? { teacherLayer: options.teacherLayer } : {}),
+    ...(options.studentLayer ? { studentLayer: options.studentLayer } : {}),
   };
   const backend = await initTensorBackend((process.env.CONDENSE_BACKEND as 'wasm' | undefined) ?? 'wasm');
   log(`backend ${backend.name}`);
@@ -138,7 +142,7 @@ async function main(): Promise<void> {
     optimizer: `adam, lr ${learningRate}, cosine decay, no augmentation (every student and the teacher)`,
     initialisation: 'scratch and kd: the same student initialisation and batch order per seed; ie-kd: the same initialisation',
     kd: `T ${temperature}, alpha ${alpha} (loss alpha·T²·KL + (1 − alpha)·CE)`,
-    ieKd: `factorChannels ${ieKdOptions.factorChannels}, ${ieKdOptions.split} split of the student's feature channels, ${ieKdOptions.distance} distance, inherit/explore weights ${ieKdOptions.inheritWeight}/${ieKdOptions.exploreWeight}; loss CE + inherit + explore (no logit term)`,
+    ieKd: `layers ${ieKdOptions.teacherLayer ?? 'default'}/${ieKdOptions.studentLayer ?? 'default'}, factorChannels ${ieKdOptions.factorChannels}, ${ieKdOptions.split} split of the student's feature channels, ${ieKdOptions.distance} distance, inherit/explore weights ${ieKdOptions.inheritWeight}/${ieKdOptions.exploreWeight}; loss CE + inherit + explore (no logit term)`,
     ...(methods.includes('ie-kd+kd')
       ? { ieKdPlusKd: `ie-kd's settings with the kd loss above in place of CE (IE-KD on top of KD), inherit/explore weights ${options.plusKdInheritWeight}/${options.plusKdExploreWeight}` }
       : {}),
