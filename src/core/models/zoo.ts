@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../random';
+import { FastTrainingBatchNormalization } from '../tensors/batch-norm-training';
 import { ARCHITECTURES, type Architecture, DEFAULT_DEPTH, MIN_INPUT_SIDE, type ModelSpec, validateModelSpec } from './model-spec';
 
 /**
@@ -51,7 +52,7 @@ class LayerFactory {
   }
 
   bn(name: string): tf.layers.Layer {
-    return tf.layers.batchNormalization({ name, axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON });
+    return new FastTrainingBatchNormalization({ name, axis: -1, momentum: BN_MOMENTUM, epsilon: BN_EPSILON });
   }
 
   relu(name: string): tf.layers.Layer {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../config/config';
 import type { Logger } from '../logging/logger';
+import { registerFastBatchNorm } from './batch-norm-training';
 import { registerBroadcastGradients } from './broadcast-gradients';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 
@@ -63,8 +64,10 @@ export async function initTensorBackend(preferred?: BackendName, log?: Logger): 
 }
 
 async function chooseBackend(preferred: BackendName | undefined, log: Logger | undefined): Promise<TensorBackendInfo> {
-  // Backend-independent: tfjs-core's FusedBatchNorm/Mean/Sum gradients tile or upload full-size helpers.
+  // Backend-independent: tfjs-core's FusedBatchNorm/Mean/Sum gradients tile or upload full-size helpers,
+  // and training-mode BatchNorm layers differentiate through five ops instead of one closed form.
   registerBroadcastGradients(log);
+  registerFastBatchNorm(log);
   if (preferred !== undefined) {
     const attempt = await tryBackend(preferred, log);
     if ('reason' in attempt) throw new BackendUnavailableError(preferred, attempt.reason);
@@ -187,6 +190,7 @@ export function prepareWasmBackend(log?: Logger): WasmModule {
     wasm.setWasmPaths(distDir + path.sep);
     registerWasmTrainingKernels(wasm.version_wasm, log);
     registerBroadcastGradients(log);
+    registerFastBatchNorm(log);
     wasmPrepared = wasm;
   }
   return wasmPrepared;

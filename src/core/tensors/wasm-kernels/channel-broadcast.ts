@@ -167,6 +167,33 @@ function fusedBatchNorm(args: Args): tf.TensorInfo {
   return runShippedKernel(tf.FusedBatchNorm, args);
 }
 
+/** Name of the kernel behind `channelAffineOfFinite` (src/core/tensors/channel-affine.ts). */
+export const CHANNEL_AFFINE_KERNEL = 'CondenseChannelAffine';
+
+/**
+ * x·w + b per channel of x's last axis (w, b: C values; b optional) as one depthwise conv, without
+ * a finiteness check: NaN in the result comes out as −∞. Only for callers that know x, w and b
+ * are finite (then x·w + b has no NaN).
+ */
+function channelAffineKernel(args: Args): tf.TensorInfo {
+  const { backend } = args;
+  const x = kernelInput(args.inputs, 'x', CHANNEL_AFFINE_KERNEL);
+  const channels = x.shape[x.shape.length - 1];
+  const vector = (t: tf.TensorInfo | undefined, fallback: number): tf.TensorInfo => {
+    if (t !== undefined && size(t.shape) !== channels) throw new Error(`${CHANNEL_AFFINE_KERNEL}: a per-channel operand has shape ${JSON.stringify(t.shape)}, not ${channels} values`);
+    const values = t === undefined ? new Float32Array(channels).fill(fallback) : Float32Array.from(backend.typedArrayFromHeap(t) as Float32Array);
+    return backend.makeOutput([channels], 'float32', undefined, values);
+  };
+  const weights = vector(kernelInput(args.inputs, 'weights', CHANNEL_AFFINE_KERNEL), 1);
+  const bias = vector(args.inputs.bias, 0);
+  try {
+    return channelAffine(backend, x, weights, bias);
+  } finally {
+    release(backend, weights);
+    release(backend, bias);
+  }
+}
+
 const config = (kernelName: string, kernelFunc: (args: Args) => tf.TensorInfo): tf.KernelConfig => ({
   kernelName,
   backendName: 'wasm',
@@ -177,3 +204,4 @@ export const multiplyChannelConfig = config(tf.Multiply, binary(tf.Multiply));
 export const addChannelConfig = config(tf.Add, binary(tf.Add));
 export const subChannelConfig = config(tf.Sub, binary(tf.Sub));
 export const fusedBatchNormChannelConfig = config(tf.FusedBatchNorm, fusedBatchNorm);
+export const channelAffineConfig = config(CHANNEL_AFFINE_KERNEL, channelAffineKernel);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Logger } from '../../logging/logger';
 import { batchMatMulConfig } from './batch-mat-mul';
-import { addChannelConfig, fusedBatchNormChannelConfig, multiplyChannelConfig, subChannelConfig } from './channel-broadcast';
+import { addChannelConfig, channelAffineConfig, fusedBatchNormChannelConfig, multiplyChannelConfig, subChannelConfig } from './channel-broadcast';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter';
@@ -20,6 +20,7 @@ export const WASM_KERNELS_TFJS_VERSION = '4.22.0';
 /** Kernels that training conv nets needs and tfjs-backend-wasm 4.22 lacks. */
 export const WASM_TRAINING_KERNELS: readonly tf.KernelConfig[] = [
   conv2DBackpropFilterConfig,
+  channelAffineConfig,
   depthwiseConv2dNativeBackpropFilterConfig,
   depthwiseConv2dNativeBackpropInputConfig,
 ];
