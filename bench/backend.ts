@@ -210,13 +210,24 @@ async function main(): Promise<void> {
 interface WorkerResults {
   steps: Array<{ work: Work; model: BenchModel['id']; runner: string; msPerBatchStep: number }>;
   synthesisMedians: Array<{ runner: string; imagesPerSecond: number }>;
+  /** bench:parallel's own PyTorch runs (bench/torch/backend.py), when it ran them. */
+  torch?: { backend?: TorchRun[] };
 }
 
-const TARGET_HEADERS = ['work', 'Condense runner', 'Condense', 'PyTorch 2 threads', 'ratio', 'target', 'met'];
+const TARGET_HEADERS = ['work', 'Condense runner', 'Condense', 'PyTorch 2 threads (faster of 2 runs)', 'ratio', 'target', 'met'];
 
-/** Issue 4's CPU rows: ms per batch-step of the faster wasm runner, over PyTorch with 2 threads. */
+/**
+ * Issue 4's CPU rows: ms per batch-step of the faster wasm runner, over PyTorch with 2 threads. PyTorch
+ * is timed twice in a run (here and by bench:parallel); its 2-thread time moves by 20% between runs on
+ * these shared cores, so the faster of the two is the reference: the ratio is never flattered by a slow one.
+ */
 function cpuTargets(tfjs: TfjsResult[], torch2: TorchRun | undefined, workers: WorkerResults | undefined): Cell[][] {
   if (torch2 === undefined) return [];
+  const parallelTorch2 = workers?.torch?.backend?.find((r) => r.threads === 2);
+  const fasterTorch = (model: string, work: Work): number | undefined => {
+    const times = [torch2.results[model]?.[work]?.medianMs, parallelTorch2?.results[model]?.[work]?.medianMs].filter((t): t is number => t !== undefined);
+    return times.length > 0 ? Math.min(...times) : undefined;
+  };
   const rows: Cell[][] = [];
   const limits: Array<[BenchModel['id'], Work, number]> = [
     ['lenet5-bn', 'inversion', 1.5],
@@ -225,7 +236,7 @@ function cpuTargets(tfjs: TfjsResult[], torch2: TorchRun | undefined, workers: W
     ['resnet20', 'inversion', 5],
   ];
   for (const [model, work, limit] of limits) {
-    const torchMs = torch2.results[model]?.[work]?.medianMs;
+    const torchMs = fasterTorch(model, work);
     const oneThread = tfjs.find((r) => r.backend === 'wasm' && r.model === model && r.work === work)?.timing.medianMs;
     if (torchMs === undefined || oneThread === undefined) continue;
     const twoWorkers = workers?.steps.find((s) => s.model === model && s.work === work && s.runner === '2 workers')?.msPerBatchStep;
