@@ -41,7 +41,9 @@ export function repoRoot(): string {
 export function gitCommit(cwd = repoRoot()): string {
   try {
     const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    // Results files are not code: a benchmark that runs another (bench:backend → bench:parallel) has
+    // already rewritten one by the time it records its commit.
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':(exclude)bench/results'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     return dirty ? `${head}+dirty` : head;
   } catch {
     return 'unknown';
