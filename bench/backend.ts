@@ -11,6 +11,9 @@
  * faster of one thread and 2 workers, over PyTorch with 2 threads from this same run.
  *
  * Writes bench/results/backend.json. Timings are medians of `steps` after `warmup` untimed steps.
+ * The machine's speed drifts by 10–20% over minutes (shared cores), so the non-cpu backends and
+ * PyTorch are timed in `--rounds` alternating rounds (tfjs, PyTorch 1t, PyTorch 2t, tfjs, ...), each
+ * of steps/rounds steps after its own warm-up, and each figure is the median of all its steps.
  * The cpu backend is pure JavaScript: a LeNet step takes tens of seconds here, a ResNet-20 step
  * would take tens of minutes, so it runs LeNet for --cpu-steps after 1 warm-up and ResNet-20 only
  * when --cpu-resnet-steps is above 0. The inversion step takes the gradient through the input-only
@@ -29,7 +32,7 @@ import { repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
 import { printTable, type Cell } from './support/table';
 import { BENCH_MODELS, makeWorkload, WORK_LABEL, WORKS, type BenchModel, type Work } from './support/steps';
-import { timeSteps, type StepTiming } from './support/timing';
+import { pooledTiming, timeSteps, type StepTiming } from './support/timing';
 
 const MODELS = BENCH_MODELS;
 
@@ -88,7 +91,8 @@ function parseList(value: string): string[] {
 async function main(): Promise<void> {
   const options = new Command()
     .option('--steps <n>', 'timed steps per measurement', '10')
-    .option('--warmup <n>', 'untimed steps before timing', '2')
+    .option('--warmup <n>', 'untimed steps before timing (in each round)', '2')
+    .option('--rounds <n>', 'alternating rounds of tfjs (non-cpu backends) and PyTorch timing; steps are split between them', '2')
     .option('--cpu-steps <n>', 'timed steps of LeNet on the cpu backend (after 1 warm-up)', '3')
     .option('--cpu-resnet-steps <n>', 'timed steps of ResNet-20 on the cpu backend (no warm-up); 0 skips it', '0')
     .option('--backends <list>', `TF.js backends to try, of ${BACKEND_NAMES.join(',')}; default: the best available, wasm and cpu`)
@@ -103,6 +107,7 @@ async function main(): Promise<void> {
     .opts<{
       steps: string;
       warmup: string;
+      rounds: string;
       cpuSteps: string;
       cpuResnetSteps: string;
       backends?: string;
@@ -132,27 +137,51 @@ async function main(): Promise<void> {
     else log(`backend ${name} is not available here; skipped`);
   }
 
-  const tfjs: TfjsResult[] = [];
-  for (const backend of backends) {
-    await tf.setBackend(backend.name);
-    for (const bm of models) {
-      if (backend.name === 'cpu' && bm.id === 'resnet20') {
-        if (cpuResnetSteps > 0) tfjs.push(...(await benchTfjs(backend.name, bm, seed, cpuResnetSteps, 0, layersInversion)));
-      } else if (backend.name === 'cpu') {
-        tfjs.push(...(await benchTfjs(backend.name, bm, seed, cpuSteps, 1, layersInversion)));
-      } else {
-        tfjs.push(...(await benchTfjs(backend.name, bm, seed, steps, warmup, layersInversion)));
+  const rounds = Math.max(1, Math.min(Number(options.rounds), steps));
+  const stepsInRound = (round: number) => Math.floor(steps / rounds) + (round < steps % rounds ? 1 : 0);
+  const torchThreads = parseList(options.torchThreads).map(Number);
+  const useTorch = options.torch && torchAvailable();
+  if (options.torch && !useTorch) log('PyTorch not importable by /usr/bin/python3; tfjs only');
+
+  // Rounds: every non-cpu backend's steps, then PyTorch's, alternately; pooled afterwards.
+  const tfjsParts = new Map<string, TfjsResult[]>();
+  const torchParts = new Map<number, TorchRun[]>();
+  for (let round = 0; round < rounds; round++) {
+    log(`round ${round + 1}/${rounds}`);
+    for (const backend of backends.filter((b) => b.name !== 'cpu')) {
+      await tf.setBackend(backend.name);
+      for (const bm of models) {
+        for (const r of await benchTfjs(backend.name, bm, seed, stepsInRound(round), warmup, layersInversion)) {
+          const key = `${r.backend}/${r.model}/${r.work}`;
+          tfjsParts.set(key, [...(tfjsParts.get(key) ?? []), r]);
+        }
       }
     }
-  }
-
-  const torchRuns: TorchRun[] = [];
-  if (options.torch && torchAvailable()) {
-    for (const threads of parseList(options.torchThreads).map(Number)) {
-      torchRuns.push(runTorch(threads, steps, warmup, seed, models.map((m) => m.id)));
+    if (useTorch) {
+      for (const threads of torchThreads) torchParts.set(threads, [...(torchParts.get(threads) ?? []), runTorch(threads, stepsInRound(round), warmup, seed, models.map((m) => m.id))]);
     }
-  } else if (options.torch) {
-    log('PyTorch not importable by /usr/bin/python3; tfjs only');
+  }
+  const tfjs: TfjsResult[] = [...tfjsParts.values()].map((parts) => ({ ...parts[0], timing: pooledTiming(parts.map((p) => p.timing)) }));
+  const torchRuns: TorchRun[] = [...torchParts.entries()].map(([threads, runs]) => ({
+    torch: runs[0].torch,
+    threads,
+    results: Object.fromEntries(
+      Object.keys(runs[0].results).map((model) => [
+        model,
+        Object.fromEntries(WORKS.map((work) => [work, pooledTiming(runs.map((r) => r.results[model][work]))])) as Record<Work, StepTiming>,
+      ]),
+    ),
+  }));
+  // The cpu backend (pure JavaScript, tens of seconds a step) once, after the rounds.
+  if (backends.some((b) => b.name === 'cpu')) {
+    await tf.setBackend('cpu');
+    for (const bm of models) {
+      if (bm.id === 'resnet20') {
+        if (cpuResnetSteps > 0) tfjs.push(...(await benchTfjs('cpu', bm, seed, cpuResnetSteps, 0, layersInversion)));
+      } else {
+        tfjs.push(...(await benchTfjs('cpu', bm, seed, cpuSteps, 1, layersInversion)));
+      }
+    }
   }
 
   const torchMs = (run: TorchRun | undefined, model: string, work: Work) => run?.results[model]?.[work]?.medianMs;
@@ -168,7 +197,7 @@ async function main(): Promise<void> {
   });
   const digits = [0, 0, 0, 0, 0, ...torchRuns.flatMap(() => [0, 1])];
   printTable(
-    `ms per step, median of ${steps} after ${warmup} warm-up; cpu backend: ${cpuSteps} after 1 (LeNet), ` +
+    `ms per step, median of ${steps} (${rounds} alternating rounds of tfjs and PyTorch, ${warmup} warm-up each); cpu backend: ${cpuSteps} after 1 (LeNet), ` +
       (cpuResnetSteps > 0 ? `${cpuResnetSteps} without warm-up (ResNet-20)` : 'ResNet-20 not run (--cpu-resnet-steps)'),
     headers,
     rows,
@@ -200,6 +229,7 @@ async function main(): Promise<void> {
     backends: backends.map((b) => ({ ...b, tfjsVersion: tf.version_core })),
     bestBackend: best satisfies TensorBackendInfo,
     table: { headers, rows },
+    rounds,
     targets: { headers: TARGET_HEADERS, rows: targets, workers: workers ? 'bench/results/parallel.json of this run' : 'not run' },
     inversionPath: layersInversion ? 'layers model ops (tf.fused.conv2d: filter gradients computed too)' : 'input-only gradient path (src/core/tensors/input-gradient.ts)',
   });
@@ -214,7 +244,7 @@ interface WorkerResults {
   torch?: { backend?: TorchRun[] };
 }
 
-const TARGET_HEADERS = ['work', 'Condense runner', 'Condense', 'PyTorch 2 threads (faster of 2 runs)', 'ratio', 'target', 'met'];
+const TARGET_HEADERS = ['work', 'Condense runner', 'Condense', 'PyTorch 2 threads (fastest in the run)', 'ratio', 'target', 'met'];
 
 /**
  * Issue 4's CPU rows: ms per batch-step of the faster wasm runner, over PyTorch with 2 threads. PyTorch

@@ -27,3 +27,9 @@ export async function timeSteps(step: () => Promise<void> | void, steps: number,
   }
   return { medianMs: median(allMs), minMs: Math.min(...allMs), steps, warmup, allMs };
 }
+
+/** Timings of the same work taken in several rounds, as one: all steps pooled, median over them. */
+export function pooledTiming(parts: readonly StepTiming[]): StepTiming {
+  const allMs = parts.flatMap((p) => p.allMs);
+  return { medianMs: median(allMs), minMs: Math.min(...allMs), steps: allMs.length, warmup: parts.reduce((n, p) => n + p.warmup, 0), allMs };
+}
