@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { initTensorBackend } from '../../src/core/tensors/backend';
-import { batchNormTraining, FastTrainingBatchNormalization } from '../../src/core/tensors/batch-norm-training';
+import { batchMoments, batchNormTraining, FastTrainingBatchNormalization } from '../../src/core/tensors/batch-norm-training';
 import { channelAffineOfFinite } from '../../src/core/tensors/channel-affine';
 import { buildModel } from '../../src/core/models/zoo';
 import { SeededRandom } from '../../src/core/random';
@@ -158,6 +158,28 @@ describe('training-mode BatchNorm with a closed-form gradient', () => {
     };
     expect(Array.from(run(fastLayer()))).toEqual(Array.from(run(tfjsLayer())));
     x.dispose();
+  });
+
+  test('batchMoments gives tf.moments’ values exactly, and x − μ (wasm and cpu)', async () => {
+    for (const backend of ['wasm', 'cpu'] as const) {
+      for (const shape of [[4, 16, 16, 16], [32, 12]]) {
+        const [ours, theirs] = await onBackend(backend, () =>
+          tf.tidy(() => {
+            const x = tf.tensor(gaussianValues(sizeOf(shape), 61).map((v) => 5 + v), shape);
+            const axes = shape.slice(0, -1).map((_, i) => i);
+            const m = batchMoments(x);
+            const t = tf.moments(x, axes);
+            const read = (u: tf.Tensor) => Array.from(u.dataSync());
+            return [
+              [read(m.mean), read(m.variance), read(m.centred)],
+              [read(t.mean), read(t.variance), read(tf.sub(x, t.mean))],
+            ];
+          }),
+        );
+        expect(ours).toEqual(theirs);
+      }
+    }
+    await tf.setBackend('wasm');
   });
 
   test('channelAffineOfFinite is x·w + b per channel on wasm and cpu', async () => {

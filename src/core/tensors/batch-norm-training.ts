@@ -28,7 +28,8 @@ export const FAST_BATCH_NORM_TFJS_VERSION = '4.22.0';
 
 /**
  * y = γ·(x − μ)/√(σ² + ε) + β over x's last axis, with μ and σ² the batch statistics of x over all
- * other axes (computed by the caller with `tf.moments`, since they also feed the moving averages).
+ * other axes (computed by the caller, e.g. with `batchMoments`, since they also feed the moving
+ * averages); `centred` = x − μ when the caller has it already (saves recomputing it).
  * Differentiable with respect to x, γ and β, through the statistics too.
  *
  * On wasm the per-channel affine maps run as one depthwise conv each (`channelAffineOfFinite`)
@@ -36,7 +37,15 @@ export const FAST_BATCH_NORM_TFJS_VERSION = '4.22.0';
  * Σ dy and Σ dy·(x − μ) finite mean dy is (a NaN or ∞ anywhere would make them non-finite).
  * Otherwise, and on other backends, plain ops do it, with IEEE NaN/∞ semantics.
  */
-export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, epsilon: number): tf.Tensor {
+export function batchNormTraining(
+  x: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  mean: tf.Tensor,
+  variance: tf.Tensor,
+  epsilon: number,
+  centred?: tf.Tensor,
+): tf.Tensor {
   const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
   const count = x.size / x.shape[x.rank - 1];
   const onWasm = tf.getBackend() === 'wasm';
@@ -44,16 +53,16 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tenso
     const [xs, g, b] = [input, scale, offset] as tf.Tensor[];
     const r = tf.rsqrt(tf.add(variance, epsilon));
     const gr = tf.mul(g, r);
-    let centred: tf.Tensor;
+    let c: tf.Tensor;
     let y: tf.Tensor;
     if (onWasm && allFiniteValues(mean, variance, g, b, gr)) {
-      centred = channelAffineOfFinite(xs, tf.onesLike(mean), tf.neg(mean));
-      y = channelAffineOfFinite(centred, gr, b);
+      c = centred ?? channelAffineOfFinite(xs, tf.onesLike(mean), tf.neg(mean));
+      y = channelAffineOfFinite(c, gr, b);
     } else {
-      centred = tf.sub(xs, mean);
+      c = centred ?? tf.sub(xs, mean);
       y = tf.batchNorm(xs, mean, variance, b, g, epsilon);
     }
-    (save as tf.GradSaveFunc)([centred, gr, r]);
+    (save as tf.GradSaveFunc)([c, gr, r]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -71,6 +80,20 @@ export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tenso
     };
   });
   return op(x, gamma, beta);
+}
+
+/**
+ * μ, σ² (biased) and x − μ over all axes but the last, with the same values as `tf.moments` (whose
+ * x − μ is a broadcasting subtraction; on wasm, when μ is finite — so x is — it is one depthwise
+ * conv). Not for differentiation: the statistics feed `batchNormTraining`, whose gradient covers them.
+ */
+export function batchMoments(x: tf.Tensor): { mean: tf.Tensor; variance: tf.Tensor; centred: tf.Tensor } {
+  return tf.tidy(() => {
+    const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+    const mean = tf.mean(x, axes);
+    const centred = tf.getBackend() === 'wasm' && allFiniteValues(mean) ? channelAffineOfFinite(x, tf.onesLike(mean), tf.neg(mean)) : tf.sub(x, mean);
+    return { mean, variance: tf.mean(tf.square(centred), axes), centred };
+  });
 }
 
 /** What `call` needs of tfjs-layers' BatchNormalization (declared private there). */
@@ -105,9 +128,8 @@ export class FastTrainingBatchNormalization extends BatchNormalization {
       return super.call(inputs, kwargs);
     }
     return tf.tidy(() => {
-      const axes = Array.from({ length: input.rank - 1 }, (_, i) => i);
-      const { mean, variance } = tf.moments(input, axes);
-      const out = batchNormTraining(input, self.gamma.read(), self.beta.read(), mean, variance, self.epsilon);
+      const { mean, variance, centred } = batchMoments(input);
+      const out = batchNormTraining(input, self.gamma.read(), self.beta.read(), mean, variance, self.epsilon, centred);
       // The moving averages exactly as tfjs-layers updates them: v ← v − (v − value)·(1 − momentum).
       for (const [variable, value] of [
         [self.movingMean, mean],
