@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initTensorBackend } from '../../src/core/tensors/backend';
 import { BROADCAST_GRADIENTS, originalGradient } from '../../src/core/tensors/broadcast-gradients';
-import { SeededRandom } from '../../src/core/random';
-import { gaussianValues, onBackend, relativeMaxError, take } from './support';
+import { expectMatchesCentralDifferences, gaussianValues, onBackend, relativeMaxError, take } from './support';
 
 /** Runs `f` with tfjs-core's original gradients of FusedBatchNorm/Mean/Sum, then puts ours back. */
 function withOriginalGradients<T>(f: () => T): T {
@@ -83,30 +82,13 @@ describe('broadcasting FusedBatchNorm gradient', () => {
     const beta = tf.tensor1d(gaussianValues(5, 13));
     const probe = tf.tensor(gaussianValues(180, 14), shape);
     // A nonlinear loss of the normalised output, so the statistics' gradients matter.
-    const f = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+    const f = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Scalar =>
       tf.tidy(() => {
         const { mean, variance } = tf.moments(xx, [0, 1, 2]);
         return tf.mean(tf.square(tf.sub(tf.batchNorm(xx, mean, variance, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3), probe)));
       });
-    const grads = tf.grads(f)([x, gamma, beta]);
-    const random = new SeededRandom(15);
-    const eps = 1e-2;
-    [x, gamma, beta].forEach((t, which) => {
-      const d = tf.tidy(() => {
-        const v = tf.tensor(gaussianValues(t.size, random.deriveSeed()), t.shape);
-        return tf.div(v, tf.norm(v));
-      });
-      const at = (sign: number) =>
-        tf.tidy(() => {
-          const args = [x, gamma, beta].map((u, i) => (i === which ? tf.add(u, tf.mul(d, sign * eps)) : u));
-          return f(args[0], args[1], args[2]).dataSync()[0];
-        });
-      const numeric = (at(1) - at(-1)) / (2 * eps);
-      const analytic = tf.tidy(() => tf.sum(tf.mul(grads[which], d)).dataSync()[0]);
-      d.dispose();
-      expect(Math.abs(analytic - numeric)).toBeLessThan(2e-4 + 1e-2 * Math.abs(numeric));
-    });
-    tf.dispose([x, gamma, beta, probe, ...grads]);
+    expectMatchesCentralDifferences(f, [x, gamma, beta], 15);
+    tf.dispose([x, gamma, beta, probe]);
   });
 });
 

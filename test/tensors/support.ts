@@ -38,6 +38,31 @@ export function relativeMaxError(a: ArrayLike<number>, b: ArrayLike<number>): nu
   return maxDiff / Math.max(maxRef, 1);
 }
 
+/**
+ * Checks tf.grads of the scalar function `f` against central finite differences along one random
+ * unit direction per input (directions drawn from `seed`): |analytic − numeric| < 2e-4 + 1e-2·|numeric|.
+ */
+export function expectMatchesCentralDifferences(f: (...inputs: tf.Tensor[]) => tf.Scalar, inputs: tf.Tensor[], seed: number, eps = 1e-2): void {
+  const grads = tf.grads(f)(inputs);
+  const random = new SeededRandom(seed);
+  inputs.forEach((t, which) => {
+    const d = tf.tidy(() => {
+      const v = tf.tensor(gaussianValues(t.size, random.deriveSeed()), t.shape);
+      return tf.div(v, tf.norm(v));
+    });
+    const at = (sign: number) =>
+      tf.tidy(() => {
+        const args = inputs.map((u, i) => (i === which ? tf.add(u, tf.mul(d, sign * eps)) : u));
+        return f(...args).dataSync()[0];
+      });
+    const numeric = (at(1) - at(-1)) / (2 * eps);
+    const analytic = tf.tidy(() => tf.sum(tf.mul(grads[which], d)).dataSync()[0]);
+    d.dispose();
+    expect(Math.abs(analytic - numeric)).toBeLessThan(2e-4 + 1e-2 * Math.abs(numeric));
+  });
+  tf.dispose(grads);
+}
+
 export interface SmallNetOptions {
   inputShape: [number, number, number];
   numClasses: number;
