@@ -31,16 +31,12 @@ const BATCH_NORM_MIN_ELEMENTS = 1024;
 
 type Args = { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs: tf.NamedAttrMap };
 
-function size(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 /** True when `v` broadcast against `full` is one value per channel of full's last axis, nothing else. */
 function isChannelVector(v: tf.TensorInfo, full: tf.TensorInfo): boolean {
   const rank = full.shape.length;
   if (rank < 2 || v.shape.length === 0 || v.shape.length > rank) return false;
   const channels = full.shape[rank - 1];
-  return v.shape[v.shape.length - 1] === channels && size(v.shape) === channels && size(full.shape) > channels;
+  return v.shape[v.shape.length - 1] === channels && tf.util.sizeFromShape(v.shape) === channels && tf.util.sizeFromShape(full.shape) > channels;
 }
 
 /** The full operand and the channel vector of a binary op, when the channel path applies. */
@@ -51,7 +47,7 @@ function channelOperands(a: tf.TensorInfo, b: tf.TensorInfo): { full: tf.TensorI
     [b, a, true],
   ] as const) {
     const channels = full.shape[full.shape.length - 1];
-    if (channels <= CHANNEL_PATH_MAX_CHANNELS && size(full.shape) >= CHANNEL_PATH_MIN_ELEMENTS && isChannelVector(vector, full)) return { full, vector, vectorFirst };
+    if (channels <= CHANNEL_PATH_MAX_CHANNELS && tf.util.sizeFromShape(full.shape) >= CHANNEL_PATH_MIN_ELEMENTS && isChannelVector(vector, full)) return { full, vector, vectorFirst };
   }
   return undefined;
 }
@@ -97,7 +93,7 @@ function binary(kernelName: string) {
  */
 function channelAffine(backend: BackendWasm, x: tf.TensorInfo, weights: tf.TensorInfo, bias: tf.TensorInfo): tf.TensorInfo {
   const channels = x.shape[x.shape.length - 1];
-  const pixels: tf.TensorInfo = { dataId: x.dataId, shape: [size(x.shape) / channels, 1, 1, channels], dtype: x.dtype };
+  const pixels: tf.TensorInfo = { dataId: x.dataId, shape: [tf.util.sizeFromShape(x.shape) / channels, 1, 1, channels], dtype: x.dtype };
   const filter: tf.TensorInfo = { dataId: weights.dataId, shape: [1, 1, channels, 1], dtype: 'float32' };
   const rows = runWasmKernel(backend, tf.FusedDepthwiseConv2D, { x: pixels, filter, bias }, {
     strides: [1, 1],
@@ -127,7 +123,7 @@ function perChannel(backend: BackendWasm, t: tf.TensorInfo | undefined, channels
   const out = new Float64Array(channels);
   if (t === undefined) return out.fill(fallback);
   if (t.dtype !== 'float32') return undefined;
-  const n = size(t.shape);
+  const n = tf.util.sizeFromShape(t.shape);
   const lastOk = t.shape.length === 0 || t.shape[t.shape.length - 1] === n;
   if (!lastOk || (n !== channels && n !== 1)) return undefined;
   const values = backend.typedArrayFromHeap(t) as Float32Array;
@@ -140,7 +136,7 @@ function fusedBatchNorm(args: Args): tf.TensorInfo {
   const x = kernelInput(args.inputs, 'x', tf.FusedBatchNorm);
   const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
   const rank = x.shape.length;
-  if (x.dtype !== 'float32' || rank < 2 || size(x.shape) < BATCH_NORM_MIN_ELEMENTS) return runShippedKernel(tf.FusedBatchNorm, args);
+  if (x.dtype !== 'float32' || rank < 2 || tf.util.sizeFromShape(x.shape) < BATCH_NORM_MIN_ELEMENTS) return runShippedKernel(tf.FusedBatchNorm, args);
   const channels = x.shape[rank - 1];
   const mean = perChannel(backend, kernelInput(args.inputs, 'mean', tf.FusedBatchNorm), channels, 0);
   const variance = perChannel(backend, kernelInput(args.inputs, 'variance', tf.FusedBatchNorm), channels, 1);
@@ -180,7 +176,7 @@ function channelAffineKernel(args: Args): tf.TensorInfo {
   const x = kernelInput(args.inputs, 'x', CHANNEL_AFFINE_KERNEL);
   const channels = x.shape[x.shape.length - 1];
   const vector = (t: tf.TensorInfo | undefined, fallback: number): tf.TensorInfo => {
-    if (t !== undefined && size(t.shape) !== channels) throw new Error(`${CHANNEL_AFFINE_KERNEL}: a per-channel operand has shape ${JSON.stringify(t.shape)}, not ${channels} values`);
+    if (t !== undefined && tf.util.sizeFromShape(t.shape) !== channels) throw new Error(`${CHANNEL_AFFINE_KERNEL}: a per-channel operand has shape ${JSON.stringify(t.shape)}, not ${channels} values`);
     const values = t === undefined ? new Float32Array(channels).fill(fallback) : Float32Array.from(backend.typedArrayFromHeap(t) as Float32Array);
     return backend.makeOutput([channels], 'float32', undefined, values);
   };
