@@ -10,7 +10,7 @@ import { bnStatisticsLoss, tapBatchNormInputs } from '../../src/core/tensors/bn-
 import { inputGradientForward } from '../../src/core/tensors/input-gradient';
 
 export interface BenchModel {
-  id: 'lenet5-bn' | 'resnet20';
+  id: 'lenet5-bn' | 'resnet20' | 'resnet18';
   label: string;
   spec: ModelSpec;
   batch: number;
@@ -19,7 +19,11 @@ export interface BenchModel {
 export const BENCH_MODELS: BenchModel[] = [
   { id: 'lenet5-bn', label: 'LeNet-5-BN 28×28, batch 256', spec: { architecture: 'lenet5-bn', inputShape: [28, 28, 1], numClasses: 10, width: 1 }, batch: 256 },
   { id: 'resnet20', label: 'CIFAR ResNet-20, batch 128', spec: { architecture: 'resnet-cifar', inputShape: [32, 32, 3], numClasses: 10, width: 1, depth: 20 }, batch: 128 },
+  { id: 'resnet18', label: 'CIFAR ResNet-18, batch 128', spec: { architecture: 'resnet-basic', inputShape: [32, 32, 3], numClasses: 10, width: 1, depth: 18 }, batch: 128 },
 ];
+
+/** The models the CPU benchmark runs by default: ResNet-18 (~0.56 GFLOP per image forward) is for accelerators. */
+export const CPU_BENCH_MODEL_IDS: BenchModel['id'][] = ['lenet5-bn', 'resnet20'];
 
 export const WORKS = ['train', 'inversion'] as const;
 export type Work = (typeof WORKS)[number];

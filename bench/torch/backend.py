@@ -1,8 +1,10 @@
-"""PyTorch side of bench/backend.ts: the same models and steps, timed on the CPU.
+"""PyTorch side of bench/backend.ts: the same models and steps, timed on the CPU (or, with
+--device cuda, on the GPU).
 
 Prints one JSON object on stdout. Run with /usr/bin/python3 (Debian's python3-torch).
-Models mirror src/core/models/zoo.ts: LeNet-5-BN (first conv 'same' on 28x28) and the CIFAR
-ResNet with 1x1-conv projection shortcuts; convs before BatchNorm have no bias.
+Models mirror src/core/models/zoo.ts: LeNet-5-BN (first conv 'same' on 28x28), the CIFAR
+ResNet (resnet-cifar) and ResNet-18 (resnet-basic, kuangliu/pytorch-cifar's), both with 1x1-conv
+projection shortcuts; convs before BatchNorm have no bias.
 """
 import argparse
 import json
@@ -42,22 +44,38 @@ class BasicBlock(nn.Module):
         return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
 
 
-class ResNetCifar(nn.Module):
-    def __init__(self, depth=20, classes=10):
+class BasicBlockResNet(nn.Module):
+    """Stem conv3x3-BN-ReLU, stages of basic blocks given as (channels, blocks, first stride), global average pool, linear."""
+
+    def __init__(self, stem_channels, stages, classes):
         super().__init__()
-        n = (depth - 2) // 6
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        blocks, cin = [], 16
-        for stage, cout in enumerate([16, 32, 64]):
+        self.stem = nn.Sequential(nn.Conv2d(3, stem_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_channels), nn.ReLU())
+        blocks, cin = [], stem_channels
+        for cout, n, stride in stages:
             for b in range(n):
-                blocks.append(BasicBlock(cin, cout, 2 if stage > 0 and b == 0 else 1))
+                blocks.append(BasicBlock(cin, cout, stride if b == 0 else 1))
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(64, classes)
+        self.fc = nn.Linear(cin, classes)
 
     def forward(self, x):
         x = self.blocks(self.stem(x))
         return self.fc(x.mean(dim=(2, 3)))
+
+
+class ResNetCifar(BasicBlockResNet):
+    """zoo 'resnet-cifar': depth 6n+2, three stages of n blocks at 16/32/64 channels."""
+
+    def __init__(self, depth=20, classes=10):
+        n = (depth - 2) // 6
+        super().__init__(16, [(16, n, 1), (32, n, 2), (64, n, 2)], classes)
+
+
+class ResNetBasic(BasicBlockResNet):
+    """zoo 'resnet-basic': kuangliu/pytorch-cifar's ResNet-18 ([2,2,2,2]) / ResNet-34 ([3,4,6,3]), 64/128/256/512 channels."""
+
+    def __init__(self, blocks=(2, 2, 2, 2), classes=10):
+        super().__init__(64, [(64 * 2**i, n, 1 if i == 0 else 2) for i, n in enumerate(blocks)], classes)
 
 
 def bn_statistics_loss(inputs, bn_layers):
@@ -69,21 +87,27 @@ def bn_statistics_loss(inputs, bn_layers):
     return total
 
 
-def time_steps(step, steps, warmup):
+def time_steps(step, steps, warmup, sync):
+    """Times `step`; `sync` waits for the device's queued work, so each time covers the step's kernels."""
     for _ in range(warmup):
         step()
+        sync()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
+        sync()
         times.append((time.perf_counter() - start) * 1000)
     return {"medianMs": statistics.median(times), "minMs": min(times), "steps": steps, "warmup": warmup, "allMs": times}
 
 
-def bench_model(name, model, shape, steps, warmup, seed):
+def bench_model(name, model, shape, steps, warmup, seed, device):
+    # The batch is drawn on the CPU so every device gets the same numbers.
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g)
-    labels = torch.randint(0, 10, (shape[0],), generator=g)
+    x = torch.randn(shape, generator=g).to(device)
+    labels = torch.randint(0, 10, (shape[0],), generator=g).to(device)
+    model.to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     out = {}
 
     model.train()
@@ -96,7 +120,7 @@ def bench_model(name, model, shape, steps, warmup, seed):
         opt.step()
         loss.item()
 
-    out["train"] = time_steps(train_step, steps, warmup)
+    out["train"] = time_steps(train_step, steps, warmup, sync)
 
     # Input-gradient step (DeepInversion): teacher in eval mode, gradient w.r.t. the images only.
     model.eval()
@@ -116,10 +140,18 @@ def bench_model(name, model, shape, steps, warmup, seed):
             images.sub_(0.01 * grad)
         loss.item()
 
-    out["inversion"] = time_steps(inversion_step, steps, warmup)
+    out["inversion"] = time_steps(inversion_step, steps, warmup, sync)
     for h in hooks:
         h.remove()
     return out
+
+
+# Model id (bench/support/steps.ts BENCH_MODELS) -> (constructor, batch shape NCHW).
+MODELS = {
+    "lenet5-bn": (lenet5_bn, (256, 1, 28, 28)),
+    "resnet20": (lambda: ResNetCifar(20), (128, 3, 32, 32)),
+    "resnet18": (lambda: ResNetBasic(blocks=[2, 2, 2, 2]), (128, 3, 32, 32)),
+}
 
 
 def main():
@@ -128,19 +160,26 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--models", default="lenet5-bn,resnet20")
+    parser.add_argument("--models", default="lenet5-bn,resnet20", help=f"comma-separated, of {','.join(MODELS)}")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch.cuda.is_available() is False")
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     results = {}
     for name in args.models.split(","):
-        if name == "lenet5-bn":
-            results[name] = bench_model(name, lenet5_bn(), (256, 1, 28, 28), args.steps, args.warmup, args.seed)
-        elif name == "resnet20":
-            results[name] = bench_model(name, ResNetCifar(20), (128, 3, 32, 32), args.steps, args.warmup, args.seed)
-        else:
-            raise SystemExit(f"unknown model {name}")
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+        if name not in MODELS:
+            raise SystemExit(f"unknown model {name}; use {', '.join(MODELS)}")
+        make, shape = MODELS[name]
+        results[name] = bench_model(name, make(), shape, args.steps, args.warmup, args.seed, device)
+    print(json.dumps({
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "results": results,
+    }))
 
 
 if __name__ == "__main__":

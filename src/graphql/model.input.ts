@@ -2,7 +2,7 @@ import { Field, Float, InputType, Int, ObjectType } from 'type-graphql';
 
 @InputType({ description: 'A zoo architecture and its parameters' })
 export class ModelSpecInput {
-  @Field({ description: 'lenet5-bn, resnet-cifar or vgg-bn' })
+  @Field({ description: 'lenet5-bn, resnet-cifar, resnet-basic or vgg-bn' })
   architecture!: string;
 
   @Field(() => [Int], { nullable: true, description: '[height, width, channels]; trainModel takes the dataset’s when left out' })
@@ -14,7 +14,7 @@ export class ModelSpecInput {
   @Field(() => Float, { nullable: true, description: 'Channel-width multiplier (default 1; 0.5 = half-width student)' })
   width?: number | null;
 
-  @Field(() => Int, { nullable: true, description: 'ResNet: 6n+2 layers; VGG: conv blocks' })
+  @Field(() => Int, { nullable: true, description: 'resnet-cifar: 6n+2 layers; resnet-basic: 18 or 34; VGG: conv blocks' })
   depth?: number | null;
 }
 

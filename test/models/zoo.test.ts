@@ -93,6 +93,72 @@ describe('CIFAR ResNet', () => {
   });
 });
 
+describe('ResNet-18/34 (basic blocks, CIFAR)', () => {
+  const resnetBasic = (patch: Partial<ModelSpec> = {}): ModelSpec => ({
+    architecture: 'resnet-basic', inputShape: [32, 32, 3], numClasses: 10, width: 1, ...patch,
+  });
+  /**
+   * Builds with zero conv kernels instead of He-normal ones: counts and shapes are the same, and
+   * sampling 11M (ResNet-18) or 21M (ResNet-34) truncated normals takes seconds inside jest.
+   */
+  const buildWithZeroKernels = (spec: ModelSpec): tf.LayersModel => {
+    const heNormal = jest.spyOn(tf.initializers, 'heNormal').mockImplementation(() => tf.initializers.zeros());
+    try {
+      return buildModel(spec);
+    } finally {
+      heNormal.mockRestore();
+    }
+  };
+
+  it('ResNet-18 at width 1 has the hand-computed parameter count, which is PyTorch\'s kuangliu ResNet18 (11,173,962)', () => {
+    const model = buildWithZeroKernels(resnetBasic()); // depth defaults to 18
+    const conv = (k: number, cin: number, cout: number) => k * k * cin * cout;
+    const kernels =
+      conv(3, 3, 64) +
+      4 * conv(3, 64, 64) + // stage 1: 2 blocks × 2 convs, identity shortcuts
+      conv(3, 64, 128) + 3 * conv(3, 128, 128) + conv(1, 64, 128) + // stage 2
+      conv(3, 128, 256) + 3 * conv(3, 256, 256) + conv(1, 128, 256) + // stage 3
+      conv(3, 256, 512) + 3 * conv(3, 512, 512) + conv(1, 256, 512) + // stage 4
+      512 * 10 + 10;
+    const bnChannels = 64 + 4 * 64 + 5 * 128 + 5 * 256 + 5 * 512; // stem, 2 per block, 1 per shortcut
+    // PyTorch's sum(p.numel() for p in model.parameters()) counts BN's γ and β but not its running statistics.
+    expect(kernels + 2 * bnChannels).toBe(11_173_962);
+    expect(paramCounts(model)).toEqual({ trainable: 11_173_962, nonTrainable: 2 * bnChannels });
+    expect(model.name).toBe('resnet18-basic-w1');
+    expect(model.getLayer('stem_conv').outputShape).toEqual([null, 32, 32, 64]);
+    expect(() => model.getLayer('stage1_block1_shortcut_conv')).toThrow();
+    expect(() => model.getLayer('stage1_block3_conv1')).toThrow();
+    expect(model.getLayer('stage2_block1_shortcut_conv').outputShape).toEqual([null, 16, 16, 128]);
+    expect(model.getLayer('stage4_block2_relu2').outputShape).toEqual([null, 4, 4, 512]);
+    expect(model.outputs[0].shape).toEqual([null, 10]);
+    model.dispose();
+  });
+
+  it('ResNet-34 has 3-4-6-3 blocks and PyTorch\'s kuangliu ResNet34 parameter count (21,282,122)', () => {
+    const model = buildWithZeroKernels(resnetBasic({ depth: 34 }));
+    expect(paramCounts(model).trainable).toBe(21_282_122);
+    expect(model.getLayer('stage3_block6_relu2').outputShape).toEqual([null, 8, 8, 256]);
+    expect(() => model.getLayer('stage4_block4_conv1')).toThrow();
+    model.dispose();
+  });
+
+  it('gives finite logits [batch, classes] at width 0.125', () => {
+    const model = buildModel(resnetBasic({ width: 0.125, numClasses: 7 }), 3);
+    expect(model.getLayer('stage4_block2_relu2').outputShape).toEqual([null, 4, 4, 64]);
+    const logits = tf.tidy(() => Array.from((model.predict(tf.randomNormal([2, 32, 32, 3], 0, 1, 'float32', 5)) as tf.Tensor).dataSync()));
+    expect(logits).toHaveLength(2 * 7);
+    expect(logits.every(Number.isFinite)).toBe(true);
+    expect(new Set(logits).size).toBeGreaterThan(1); // real (He-normal) weights, not the zero kernels of the count tests
+    expect(outputShapeOn(model, 2)).toEqual([2, 7]);
+    model.dispose();
+  });
+
+  it.each([20, 50, 17, 101, 18.5])('rejects depth %p with a message naming 18 and 34', (depth) => {
+    expect(() => buildModel(resnetBasic({ depth }))).toThrow(ModelSpecError);
+    expect(() => buildModel(resnetBasic({ depth }))).toThrow(/resnet-basic depth must be one of 18, 34; got /);
+  });
+});
+
 describe('VGG-BN', () => {
   it('has blocks of two conv-BN-ReLU and a pool with 32/64/128 × width channels', () => {
     const model = buildModel({ architecture: 'vgg-bn', inputShape: [32, 32, 3], numClasses: 10, width: 0.5 });
@@ -123,6 +189,6 @@ describe('spec validation', () => {
   });
 
   it('lists every architecture', () => {
-    expect(describeArchitectures().map((a) => a.architecture)).toEqual(['lenet5-bn', 'resnet-cifar', 'vgg-bn']);
+    expect(describeArchitectures().map((a) => a.architecture)).toEqual(['lenet5-bn', 'resnet-cifar', 'resnet-basic', 'vgg-bn']);
   });
 });

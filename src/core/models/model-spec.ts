@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 
-export const ARCHITECTURES = ['lenet5-bn', 'resnet-cifar', 'vgg-bn'] as const;
+export const ARCHITECTURES = ['lenet5-bn', 'resnet-cifar', 'resnet-basic', 'vgg-bn'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
 
 /** Everything needed to build a zoo model from scratch. */
@@ -11,7 +11,7 @@ export interface ModelSpec {
   numClasses: number;
   /** Channel-width multiplier (1 = the reference width; 0.5 = the half-width student). */
   width: number;
-  /** ResNet depth, 6n+2 (20, 32, 56, ...); VGG: number of conv blocks. Ignored by LeNet. */
+  /** resnet-cifar depth, 6n+2 (20, 32, 56, ...); resnet-basic: 18 or 34; VGG: number of conv blocks. Ignored by LeNet. */
   depth?: number;
 }
 
@@ -50,10 +50,13 @@ export class ModelSpecError extends Error {
 }
 
 /** Smallest input side each architecture accepts (LeNet's two 5×5 convs and pools need 28). */
-export const MIN_INPUT_SIDE: Record<Architecture, number> = { 'lenet5-bn': 28, 'resnet-cifar': 8, 'vgg-bn': 8 };
+export const MIN_INPUT_SIDE: Record<Architecture, number> = { 'lenet5-bn': 28, 'resnet-cifar': 8, 'resnet-basic': 8, 'vgg-bn': 8 };
 
 /** Default depth per architecture when the spec leaves it out. */
-export const DEFAULT_DEPTH: Record<Architecture, number | undefined> = { 'lenet5-bn': undefined, 'resnet-cifar': 20, 'vgg-bn': 3 };
+export const DEFAULT_DEPTH: Record<Architecture, number | undefined> = { 'lenet5-bn': undefined, 'resnet-cifar': 20, 'resnet-basic': 18, 'vgg-bn': 3 };
+
+/** Basic blocks in each of resnet-basic's four stages, by depth (He et al. 2016, table 1). */
+export const RESNET_BASIC_BLOCKS: Readonly<Record<number, readonly number[]>> = { 18: [2, 2, 2, 2], 34: [3, 4, 6, 3] };
 
 /**
  * Checks a spec (for example one that arrived through GraphQL) and returns it with defaults filled
@@ -85,6 +88,10 @@ export function validateModelSpec(spec: ModelSpec): ModelSpec {
   if (arch === 'resnet-cifar') {
     if (!Number.isInteger(depth) || depth! < 8 || (depth! - 2) % 6 !== 0) {
       throw new ModelSpecError(`resnet-cifar depth must be 6n+2 with n ≥ 1 (8, 14, 20, 32, 44, 56, 110); got ${spec.depth}`);
+    }
+  } else if (arch === 'resnet-basic') {
+    if (!Object.hasOwn(RESNET_BASIC_BLOCKS, String(depth))) {
+      throw new ModelSpecError(`resnet-basic depth must be one of ${Object.keys(RESNET_BASIC_BLOCKS).join(', ')}; got ${spec.depth}`);
     }
   } else if (arch === 'vgg-bn') {
     // Each block halves the image with a 2×2 max pool; at least one pixel must remain.

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../random';
 import { FastTrainingBatchNormalization } from '../tensors/batch-norm-training';
-import { ARCHITECTURES, type Architecture, DEFAULT_DEPTH, MIN_INPUT_SIDE, type ModelSpec, validateModelSpec } from './model-spec';
+import { ARCHITECTURES, type Architecture, DEFAULT_DEPTH, MIN_INPUT_SIDE, type ModelSpec, RESNET_BASIC_BLOCKS, validateModelSpec } from './model-spec';
 
 /**
  * The model zoo. Every model is a functional tf.layers model made only of standard layers, so a
@@ -111,24 +111,50 @@ function basicBlock(f: LayerFactory, x: Sym, name: string, filters: number, stri
   return apply(f.relu(`${name}_relu2`), sum);
 }
 
-/** He et al. (2016) CIFAR ResNet: depth 6n+2, three stages of n basic blocks at 16/32/64 × width channels. */
-function buildResnetCifar(spec: ModelSpec, f: LayerFactory): tf.LayersModel {
-  const depth = spec.depth!;
-  const blocksPerStage = (depth - 2) / 6;
+/** One stage of a basic-block ResNet: `blocks` blocks of `channels` × width channels, the first with `stride`. */
+interface ResnetStage {
+  channels: number;
+  blocks: number;
+  stride: number;
+}
+
+/**
+ * A basic-block ResNet: stem conv3×3 (stride 1)-BN-ReLU, the stages, global average pool, dense
+ * logits. Layers are named `stem_*`, `stage{s}_block{b}_*`, `gap`, `logits`.
+ */
+function buildBasicBlockResnet(spec: ModelSpec, f: LayerFactory, name: string, stemChannels: number, stages: ResnetStage[]): tf.LayersModel {
   const input = tf.input({ name: 'input', shape: spec.inputShape });
-  let x = apply(f.conv('stem_conv', scaledChannels(16, spec.width), 3), input);
+  let x = apply(f.conv('stem_conv', scaledChannels(stemChannels, spec.width), 3), input);
   x = apply(f.bn('stem_bn'), x);
   x = apply(f.relu('stem_relu'), x);
-  [16, 32, 64].forEach((base, stage) => {
-    const filters = scaledChannels(base, spec.width);
-    for (let b = 0; b < blocksPerStage; b++) {
-      const stride = stage > 0 && b === 0 ? 2 : 1;
-      x = basicBlock(f, x, `stage${stage + 1}_block${b + 1}`, filters, stride);
+  stages.forEach(({ channels, blocks, stride }, stage) => {
+    const filters = scaledChannels(channels, spec.width);
+    for (let b = 0; b < blocks; b++) {
+      x = basicBlock(f, x, `stage${stage + 1}_block${b + 1}`, filters, b === 0 ? stride : 1);
     }
   });
   x = apply(tf.layers.globalAveragePooling2d({ name: 'gap' }), x);
   const logits = apply(f.dense('logits', spec.numClasses), x);
-  return tf.model({ name: `resnet${depth}-cifar-w${spec.width}`, inputs: input, outputs: logits });
+  return tf.model({ name, inputs: input, outputs: logits });
+}
+
+/** He et al. (2016) CIFAR ResNet: depth 6n+2, three stages of n basic blocks at 16/32/64 × width channels. */
+function buildResnetCifar(spec: ModelSpec, f: LayerFactory): tf.LayersModel {
+  const depth = spec.depth!;
+  const blocks = (depth - 2) / 6;
+  const stages = [16, 32, 64].map((channels, stage) => ({ channels, blocks, stride: stage > 0 ? 2 : 1 }));
+  return buildBasicBlockResnet(spec, f, `resnet${depth}-cifar-w${spec.width}`, 16, stages);
+}
+
+/**
+ * ResNet-18/34 (He et al. 2016 basic blocks) as DeepInversion and kuangliu/pytorch-cifar use it on
+ * CIFAR: 64-channel stem without max pool, four stages of 64/128/256/512 × width channels at
+ * strides 1, 2, 2, 2.
+ */
+function buildResnetBasic(spec: ModelSpec, f: LayerFactory): tf.LayersModel {
+  const depth = spec.depth!;
+  const stages = RESNET_BASIC_BLOCKS[depth].map((blocks, stage) => ({ channels: 64 * 2 ** stage, blocks, stride: stage > 0 ? 2 : 1 }));
+  return buildBasicBlockResnet(spec, f, `resnet${depth}-basic-w${spec.width}`, 64, stages);
 }
 
 /** Channels of VGG block i (0-based): 32, 64, 128, then doubling up to 512. */
@@ -159,6 +185,7 @@ function buildVggBn(spec: ModelSpec, f: LayerFactory): tf.LayersModel {
 const BUILDERS: Record<Architecture, (spec: ModelSpec, f: LayerFactory) => tf.LayersModel> = {
   'lenet5-bn': buildLenet5Bn,
   'resnet-cifar': buildResnetCifar,
+  'resnet-basic': buildResnetBasic,
   'vgg-bn': buildVggBn,
 };
 
@@ -188,6 +215,10 @@ const DESCRIPTIONS: Record<Architecture, { description: string; depth: string | 
   'resnet-cifar': {
     description: 'He et al. CIFAR ResNet: basic blocks in three stages of 16/32/64 × width channels, 1×1-conv projection shortcuts, global average pool',
     depth: 'total layers, 6n+2 (20, 32, 44, 56, 110)',
+  },
+  'resnet-basic': {
+    description: 'ResNet-18/34 for CIFAR (DeepInversion, kuangliu/pytorch-cifar): conv3×3 stem without max pool, basic blocks in four stages of 64/128/256/512 × width channels, 1×1-conv projection shortcuts, global average pool',
+    depth: 'total layers, 18 (2-2-2-2 blocks) or 34 (3-4-6-3)',
   },
   'vgg-bn': {
     description: 'small VGG with BatchNorm: blocks of two conv3×3-BN-ReLU and a 2×2 max pool, 32/64/128 × width channels, dense classifier',

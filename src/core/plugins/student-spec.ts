@@ -8,7 +8,7 @@ export function studentOverridesSchema(defaultWidth: number) {
     .strictObject({
       architecture: z.enum(ARCHITECTURES).optional().describe("Student architecture; defaults to the teacher's (required when the teacher was imported without a spec)"),
       width: z.number().gt(0).max(16).default(defaultWidth).describe('Channel-width multiplier of the student'),
-      depth: z.number().int().min(1).max(1000).optional().describe("Student depth (ResNet 6n+2, VGG blocks); defaults to the teacher's for the same architecture"),
+      depth: z.number().int().min(1).max(1000).optional().describe("Student depth (resnet-cifar 6n+2, resnet-basic 18 or 34, VGG blocks); defaults to the teacher's for the same architecture"),
     })
     .default({ width: defaultWidth });
 }
