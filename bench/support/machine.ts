@@ -28,7 +28,8 @@ export function machineInfo(): MachineInfo {
 
 /** The repository root: the nearest folder above this file holding package.json (works from src and dist). */
 export function repoRoot(): string {
-  let dir = __dirname;
+  // A bundled entry (../shared/gpu/pack.sh, ES module) has no __dirname; it runs from the repository root.
+  let dir = typeof __dirname === 'string' ? __dirname : process.cwd();
   while (!fs.existsSync(path.join(dir, 'package.json'))) {
     const parent = path.dirname(dir);
     if (parent === dir) throw new Error(`no package.json above ${__dirname}`);

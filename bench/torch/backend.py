@@ -162,7 +162,11 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", default="lenet5-bn,resnet20", help=f"comma-separated, of {','.join(MODELS)}")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--no-tf32", action="store_true", help="CUDA: plain fp32 convs and matmuls (PyTorch's default lets cuDNN use TF32)")
     args = parser.parse_args()
+    if args.no_tf32:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: torch.cuda.is_available() is False")
     device = torch.device(args.device)
@@ -178,6 +182,7 @@ def main():
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "tf32": {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32},
         "results": results,
     }))
 

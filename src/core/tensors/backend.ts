@@ -6,6 +6,7 @@ import type { Logger } from '../logging/logger';
 import { registerFastBatchNorm } from './batch-norm-training';
 import { registerBroadcastGradients } from './broadcast-gradients';
 import { registerWasmTrainingKernels } from './wasm-kernels';
+import { registerWebgpuKernels } from './webgpu-kernels';
 
 export interface TensorBackendInfo {
   name: BackendName;
@@ -91,7 +92,7 @@ async function tryBackend(name: BackendName, log: Logger | undefined): Promise<A
       case 'tensorflow':
         return await tryTensorflow();
       case 'webgpu':
-        return await tryWebgpu();
+        return await tryWebgpu(log);
       case 'wasm':
         return await tryWasm(log);
       case 'cpu':
@@ -126,14 +127,6 @@ async function tryTensorflow(): Promise<Attempt> {
 }
 
 /**
- * `import()` of a name held in a variable: tsc (module node16) keeps it a real dynamic import, which
- * ESM-only packages such as `webgpu` need, and does not look for the optional package's types.
- */
-async function importOptional(specifier: string): Promise<any> {
-  return import(specifier);
-}
-
-/**
  * Dawn only finds GPUs through Vulkan on Linux, and prints a warning on stderr when the loader is
  * missing; probing the library first keeps a GPU-less machine quiet. dlopen of a library that is
  * not a Node addon fails with "did not self-register" once it has loaded, which means it exists.
@@ -148,17 +141,35 @@ function vulkanLoaderMissing(): boolean {
   }
 }
 
-async function tryWebgpu(): Promise<Attempt> {
+/**
+ * Set CONDENSE_WEBGPU_SOFTWARE=1 to accept a software adapter (Mesa's lavapipe, SwiftShader): far
+ * slower than wasm, but it runs the webgpu kernels' tests on a machine without a GPU.
+ */
+function softwareAdapterAllowed(): boolean {
+  return process.env.CONDENSE_WEBGPU_SOFTWARE === '1';
+}
+
+/**
+ * Options for Dawn's instance from CONDENSE_WEBGPU_DAWN_OPTIONS, separated by ';' (for example
+ * `enable-dawn-features=allow_unsafe_apis`, which per-kernel GPU timings in profiles need).
+ */
+function dawnOptions(): string[] {
+  return (process.env.CONDENSE_WEBGPU_DAWN_OPTIONS ?? '').split(';').map((s) => s.trim()).filter(Boolean);
+}
+
+async function tryWebgpu(log: Logger | undefined): Promise<Attempt> {
   if (vulkanLoaderMissing()) return { reason: 'no Vulkan loader (libvulkan.so.1), so no GPU adapter; install the GPU driver with Vulkan support' };
-  let webgpu: { create: (options: string[]) => any; globals: Record<string, unknown> };
+  let webgpu: { create: (options: string[]) => any; globals: object };
   try {
-    webgpu = await importOptional('webgpu');
+    // tsc (module node16) keeps import() a real dynamic import, which the ESM-only package needs; a literal
+    // specifier lets a bundle of an entry point (../shared/gpu/pack.sh) carry it.
+    webgpu = await import('webgpu');
   } catch (err) {
     return { reason: `the optional package webgpu cannot be imported (${firstLine(err)})` };
   }
   const g = globalThis as any;
   Object.assign(g, webgpu.globals);
-  const gpu = webgpu.create([]);
+  const gpu = webgpu.create(dawnOptions());
   if (g.navigator === undefined) {
     g.navigator = { gpu };
   } else {
@@ -167,13 +178,20 @@ async function tryWebgpu(): Promise<Attempt> {
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (adapter == null) return { reason: 'no GPU adapter' };
-  // A software adapter (SwiftShader) would be slower than wasm.
-  if (adapter.isFallbackAdapter === true || adapter.info?.isFallbackAdapter === true) return { reason: 'only a software (fallback) GPU adapter' };
-  await importOptional('@tensorflow/tfjs-backend-webgpu');
+  const software = adapter.isFallbackAdapter === true || adapter.info?.isFallbackAdapter === true;
+  // A software adapter would be slower than wasm.
+  if (software && !softwareAdapterAllowed()) return { reason: 'only a software (fallback) GPU adapter (CONDENSE_WEBGPU_SOFTWARE=1 accepts it, for tests)' };
+  // Registers itself only now that navigator.gpu exists.
+  await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) return { reason: "a GPU adapter exists but setBackend('webgpu') failed" };
+  const webgpuVersion: string = require('@tensorflow/tfjs-backend-webgpu/package.json').version;
+  const kernels = registerWebgpuKernels(tf.backend() as never, webgpuVersion, log);
   const adapterInfo = adapter.info ?? {};
   const description = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(' ');
-  return { info: { name: 'webgpu', detail: `Dawn (webgpu package) ${description || 'GPU adapter'}`.trim(), tfjsVersion: tfjsVersion(), threads: 1 } };
+  const extras = kernels.replaced.length > 0 ? ' + Condense kernels' : '';
+  return {
+    info: { name: 'webgpu', detail: `Dawn (webgpu package) ${description || 'GPU adapter'}${software ? ' (software)' : ''}${extras}`.trim(), tfjsVersion: tfjsVersion(), threads: 1 },
+  };
 }
 
 type WasmModule = typeof import('@tensorflow/tfjs-backend-wasm');

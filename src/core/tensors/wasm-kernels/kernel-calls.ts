@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { kernelInput, runKernelOn } from '../kernel-calls';
+
+export { kernelInput };
 
 /**
  * Helpers for kernels that are composed of other wasm kernels. Intermediates are raw TensorInfos
@@ -13,22 +16,7 @@ export function runWasmKernel(
   inputs: tf.NamedTensorInfoMap,
   attrs: tf.NamedAttrMap = {},
 ): tf.TensorInfo {
-  const config = tf.getKernel(kernelName, 'wasm');
-  if (config === undefined) {
-    throw new Error(`wasm kernel ${kernelName} is not registered; it is needed to compose another kernel`);
-  }
-  const out = config.kernelFunc({ inputs, backend, attrs });
-  if (Array.isArray(out)) {
-    throw new Error(`wasm kernel ${kernelName} returned ${out.length} outputs where one was expected`);
-  }
-  return out;
-}
-
-/** Input `name` of a kernel call; tfjs' input maps type every entry as optional. */
-export function kernelInput(inputs: tf.NamedTensorInfoMap, name: string, kernelName: string): tf.TensorInfo {
-  const info = inputs[name];
-  if (info === undefined) throw new Error(`kernel ${kernelName} was called without its input '${name}'`);
-  return info;
+  return runKernelOn('wasm', backend, kernelName, inputs, attrs);
 }
 
 /** Frees an intermediate produced by `runWasmKernel` (kernels may share data by reference count). */

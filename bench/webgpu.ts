@@ -1,0 +1,392 @@
+/**
+ * The GPU half of issue 4: TF.js `webgpu` (Dawn) against PyTorch CUDA on the same host.
+ *
+ *   npm run bench:webgpu [-- --steps 10 --warmup 3 --models resnet18,resnet20 --python python3 --no-torch --profile]
+ *
+ * On a GPU host without Node (../shared/gpu/README.md): `npm run build && ../shared/gpu/pack.sh
+ * dist/bench/webgpu.js .gpu`, then there `bash .gpu/run.sh`. A machine with only a software
+ * adapter runs it with CONDENSE_WEBGPU_SOFTWARE=1 (kernel checks only make sense there).
+ *
+ * 1. Kernel checks: Condense's webgpu Conv2DBackpropFilter (through tf.grad of conv2d) against the
+ *    cpu backend on random shapes (strides, padding, odd sizes, split and unsplit reductions), and
+ *    uploads (float32 with NaN/±∞, int32, bool) read back exactly; tensor and GPU buffer counts flat.
+ * 2. The filter gradient alone at every conv shape of CIFAR ResNet-18 (batch 128): shipped vs ours.
+ * 3. Training and input-gradient steps, configurations added one at a time: tfjs' shipped webgpu
+ *    kernels and uploads (Condense's backend-independent gradients and input-only path already on),
+ *    + uploads through queue.writeBuffer, + the filter-gradient kernel, + a deferred submit batch of 64.
+ * 4. PyTorch on CUDA (bench/torch/backend.py --device cuda), the same models and steps.
+ * Writes bench/results/webgpu.json.
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Command } from 'commander';
+import { initTensorBackend } from '../src/core/tensors/backend';
+import {
+  restoreShippedWebgpuKernels,
+  useCondenseWebgpuKernels,
+  useQueueWriteUploads,
+  useShippedUploads,
+} from '../src/core/tensors/webgpu-kernels';
+import { SeededRandom } from '../src/core/random';
+import { repoRoot } from './support/machine';
+import { writeBenchResults } from './support/results';
+import { BENCH_MODELS, makeWorkload, WORK_LABEL, WORKS, type BenchModel, type Work } from './support/steps';
+import { printTable, type Cell } from './support/table';
+import { timeSteps, type StepTiming } from './support/timing';
+
+function log(message: string): void {
+  process.stderr.write(`[bench:webgpu] ${message}\n`);
+}
+
+type Backend = Parameters<typeof useQueueWriteUploads>[0];
+
+// ---------------------------------------------------------------------------------------------
+// 1. Kernel checks
+
+interface FilterCase {
+  x: [number, number, number, number];
+  filter: [number, number, number, number];
+  strides: number | [number, number];
+  pad: 'same' | 'valid' | number;
+}
+
+const FILTER_CASES: FilterCase[] = [
+  { x: [2, 7, 9, 3], filter: [3, 3, 3, 5], strides: 1, pad: 'same' },
+  { x: [2, 7, 9, 3], filter: [3, 3, 3, 5], strides: 2, pad: 'same' },
+  { x: [3, 11, 10, 4], filter: [5, 5, 4, 6], strides: 1, pad: 'valid' },
+  { x: [2, 9, 9, 7], filter: [3, 2, 7, 9], strides: [2, 1], pad: 1 },
+  { x: [4, 8, 8, 16], filter: [1, 1, 16, 32], strides: 2, pad: 'valid' },
+  { x: [16, 16, 16, 32], filter: [3, 3, 32, 64], strides: 1, pad: 'same' },
+  { x: [8, 8, 8, 130], filter: [3, 3, 130, 70], strides: 1, pad: 'same' },
+  { x: [32, 32, 32, 3], filter: [3, 3, 3, 64], strides: 1, pad: 'same' },
+];
+
+function gaussian(size: number, seed: number): Float32Array {
+  const random = new SeededRandom(seed);
+  return Float32Array.from({ length: size }, () => random.gaussian());
+}
+
+/** dW of conv2d through tf.grad (the Conv2DBackpropFilter kernel), read asynchronously (webgpu has no readSync in Node). */
+async function filterGradient(c: FilterCase, x: Float32Array, dy: Float32Array, filter: Float32Array): Promise<Float32Array> {
+  const g = tf.tidy(() => {
+    const xt = tf.tensor4d(x, c.x);
+    const conv = (f: tf.Tensor) => tf.conv2d(xt, f as tf.Tensor4D, c.strides, c.pad);
+    const outShape = tf.tidy(() => conv(tf.tensor4d(filter, c.filter)).shape);
+    const dyt = tf.tensor(dy.subarray(0, outShape.reduce((a, b) => a * b, 1)), outShape);
+    return tf.grad((f: tf.Tensor) => tf.sum(tf.mul(conv(f), dyt)))(tf.tensor4d(filter, c.filter));
+  });
+  const values = (await g.data()) as Float32Array;
+  g.dispose();
+  return values;
+}
+
+function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0;
+  let ref = 0;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    ref = Math.max(ref, Math.abs(b[i]));
+  }
+  return diff / Math.max(ref, 1);
+}
+
+interface CheckRow {
+  check: string;
+  error: number;
+  tolerance: number;
+  ok: boolean;
+}
+
+async function kernelChecks(): Promise<CheckRow[]> {
+  const rows: CheckRow[] = [];
+  for (const [i, c] of FILTER_CASES.entries()) {
+    const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+    const x = gaussian(size(c.x), 100 + i);
+    // Enough for the conv output (never larger than the input padded by 2 each side); a prefix is used.
+    const dy = gaussian(c.x[0] * (c.x[1] + 2) * (c.x[2] + 2) * c.filter[3], 200 + i);
+    const filter = gaussian(size(c.filter), 300 + i);
+    await tf.setBackend('cpu');
+    const expected = await filterGradient(c, x, dy, filter);
+    await tf.setBackend('webgpu');
+    const got = await filterGradient(c, x, dy, filter);
+    const error = got.length === expected.length ? relativeError(got, expected) : Number.POSITIVE_INFINITY;
+    rows.push({ check: `Conv2DBackpropFilter x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides} pad ${c.pad}`, error, tolerance: 1e-4, ok: error < 1e-4 });
+  }
+  const specials = Float32Array.from([1.5, -0, NaN, Infinity, -Infinity, 3e38, 1e-40, -7]);
+  const cases: Array<[string, tf.TypedArray, tf.DataType]> = [
+    ['upload float32 (NaN, ±∞, −0, subnormal)', specials, 'float32'],
+    // webgpu's programs read int32 through f32, so the values stay within ±2^24 (exact in f32).
+    ['upload int32', Int32Array.from([0, -1, 16777216, -16777215, 12345]), 'int32'],
+    ['upload bool', Uint8Array.from([1, 0, 0, 1, 1]), 'bool'],
+  ];
+  for (const [label, base, dtype] of cases) {
+    // 1,024 elements: above WEBGPU_CPU_FORWARD's size limit, so the op runs on the GPU.
+    const values = base.constructor === Float32Array ? new Float32Array(1024) : base.constructor === Int32Array ? new Int32Array(1024) : new Uint8Array(1024);
+    for (let j = 0; j < values.length; j++) values[j] = base[j % base.length];
+    const t = tf.tensor(values, [values.length], dtype);
+    // A GPU program reading t forces the upload; reversing twice moves values without arithmetic.
+    const out = tf.reverse(tf.reverse(t));
+    const back = await out.data();
+    tf.dispose([t, out]);
+    const same = back.length === values.length && Array.from(values).every((v, j) => Object.is(Number(back[j]), v) || (dtype === 'float32' && Object.is(v, -0) && back[j] === 0));
+    rows.push({ check: label, error: same ? 0 : 1, tolerance: 0, ok: same });
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The filter gradient alone
+
+/** Distinct (x, filter, stride) of CIFAR ResNet-18's convs at batch 128. */
+const RESNET18_FILTER_SHAPES: Array<{ label: string; x: [number, number, number, number]; filter: [number, number, number, number]; stride: number }> = [
+  { label: 'stem 3→64 32²', x: [128, 32, 32, 3], filter: [3, 3, 3, 64], stride: 1 },
+  { label: '64→64 32²', x: [128, 32, 32, 64], filter: [3, 3, 64, 64], stride: 1 },
+  { label: '64→128 /2', x: [128, 32, 32, 64], filter: [3, 3, 64, 128], stride: 2 },
+  { label: '128→128 16²', x: [128, 16, 16, 128], filter: [3, 3, 128, 128], stride: 1 },
+  { label: '256→256 8²', x: [128, 8, 8, 256], filter: [3, 3, 256, 256], stride: 1 },
+  { label: '512→512 4²', x: [128, 4, 4, 512], filter: [3, 3, 512, 512], stride: 1 },
+  { label: 'shortcut 1×1 64→128 /2', x: [128, 32, 32, 64], filter: [1, 1, 64, 128], stride: 2 },
+];
+
+interface FilterTiming {
+  shape: string;
+  gflop: number;
+  shippedMs: number;
+  oursMs: number;
+}
+
+async function timeFilterGradient(repeats: number): Promise<FilterTiming[]> {
+  const rows: FilterTiming[] = [];
+  for (const s of RESNET18_FILTER_SHAPES) {
+    const x = tf.randomNormal(s.x, 0, 1, 'float32', 1);
+    const out = Math.ceil(s.x[1] / s.stride);
+    const dy = tf.randomNormal([s.x[0], out, out, s.filter[3]], 0, 1, 'float32', 2);
+    const attrs = { strides: s.stride, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: s.filter };
+    const run = async () => {
+      // Warm-up (pipeline compile), then `repeats` calls queued back to back and one read.
+      const first = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs as never) as tf.Tensor;
+      await first.data();
+      first.dispose();
+      const results: tf.Tensor[] = [];
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < repeats; i++) results.push(tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs as never) as tf.Tensor);
+      await results[results.length - 1].data();
+      const ms = Number(process.hrtime.bigint() - start) / 1e6 / repeats;
+      tf.dispose(results);
+      return ms;
+    };
+    restoreShippedWebgpuKernels();
+    const shippedMs = await run();
+    useCondenseWebgpuKernels();
+    const oursMs = await run();
+    const m = s.x[0] * out * out;
+    rows.push({ shape: s.label, gflop: (2 * m * s.filter[0] * s.filter[1] * s.filter[2] * s.filter[3]) / 1e9, shippedMs, oursMs });
+    tf.dispose([x, dy]);
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Steps
+
+interface Configuration {
+  label: string;
+  uploads: 'shipped' | 'queue.writeBuffer';
+  filterKernel: 'shipped' | 'Condense';
+  submitBatch: number;
+}
+
+const CONFIGURATIONS: Configuration[] = [
+  { label: "tfjs' webgpu kernels and uploads", uploads: 'shipped', filterKernel: 'shipped', submitBatch: 15 },
+  { label: '+ uploads through queue.writeBuffer', uploads: 'queue.writeBuffer', filterKernel: 'shipped', submitBatch: 15 },
+  { label: '+ Condense filter-gradient kernel (Condense default)', uploads: 'queue.writeBuffer', filterKernel: 'Condense', submitBatch: 15 },
+  { label: '+ deferred submit batch 64', uploads: 'queue.writeBuffer', filterKernel: 'Condense', submitBatch: 64 },
+];
+
+function configure(backend: Backend, c: Configuration): void {
+  if (c.uploads === 'shipped') useShippedUploads(backend);
+  else useQueueWriteUploads(backend);
+  if (c.filterKernel === 'shipped') restoreShippedWebgpuKernels();
+  else useCondenseWebgpuKernels();
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', c.submitBatch);
+}
+
+interface StepResult {
+  configuration: string;
+  model: BenchModel['id'];
+  work: Work;
+  timing: StepTiming;
+}
+
+interface TorchRun {
+  torch: string;
+  device?: string;
+  tf32?: { cudnn: boolean; matmul: boolean };
+  results: Record<string, Record<Work, StepTiming>>;
+}
+
+/** PyTorch on CUDA; `fp32` turns TF32 off (PyTorch's default lets cuDNN convs use it). */
+function runTorch(python: string, steps: number, warmup: number, seed: number, models: string[], fp32: boolean): TorchRun | undefined {
+  const script = path.join(repoRoot(), 'bench', 'torch', 'backend.py');
+  try {
+    log(`PyTorch CUDA${fp32 ? ' (no TF32)' : ''}: ${models.join(', ')}`);
+    const args = [script, '--device', 'cuda', '--threads', '1', '--steps', String(steps), '--warmup', String(warmup), '--seed', String(seed), '--models', models.join(',')];
+    const out = execFileSync(python, fp32 ? [...args, '--no-tf32'] : args, {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    return JSON.parse(out) as TorchRun;
+  } catch (err) {
+    log(`PyTorch CUDA did not run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    return undefined;
+  }
+}
+
+async function profileStep(bm: BenchModel, work: Work, seed: number): Promise<Array<{ kernel: string; calls: number; ms: number }>> {
+  const workload = makeWorkload(bm, work, seed);
+  await workload.step();
+  const profile = await tf.profile(async () => {
+    await workload.step();
+  });
+  const byKernel = new Map<string, { calls: number; ms: number }>();
+  for (const k of profile.kernels) {
+    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : Number.NaN;
+    const entry = byKernel.get(k.name) ?? { calls: 0, ms: 0 };
+    entry.calls += 1;
+    entry.ms += ms;
+    byKernel.set(k.name, entry);
+  }
+  workload.dispose();
+  return [...byKernel.entries()].map(([kernel, v]) => ({ kernel, ...v })).sort((a, b) => b.ms - a.ms);
+}
+
+async function main(): Promise<void> {
+  const options = new Command()
+    .option('--steps <n>', 'timed steps per measurement', '10')
+    .option('--warmup <n>', 'untimed steps before timing', '3')
+    .option('--models <list>', 'models', 'resnet18,resnet20')
+    .option('--python <path>', 'Python with torch and CUDA', 'python3')
+    .option('--no-torch', 'skip PyTorch')
+    .option('--no-checks', 'skip the kernel checks')
+    .option('--filter-repeats <n>', 'calls per filter-gradient timing (0 skips it)', '10')
+    .option('--configurations <list>', 'indices of the step configurations to time (0-3)', '0,1,2,3')
+    .option('--profile', 'per-kernel GPU times of one step of each model and work (needs CONDENSE_WEBGPU_DAWN_OPTIONS=enable-dawn-features=allow_unsafe_apis)')
+    .option('--seed <n>', 'seed of weights and data', '0')
+    .parse()
+    .opts<{ steps: string; warmup: string; models: string; python: string; torch: boolean; checks: boolean; filterRepeats: string; configurations: string; profile?: boolean; seed: string }>();
+  const steps = Number(options.steps);
+  const warmup = Number(options.warmup);
+  const seed = Number(options.seed);
+  const models = options.models.split(',').map((id) => {
+    const bm = BENCH_MODELS.find((m) => m.id === id.trim());
+    if (bm === undefined) throw new Error(`unknown model '${id}'; use ${BENCH_MODELS.map((m) => m.id).join(', ')}`);
+    return bm;
+  });
+
+  const info = await initTensorBackend('webgpu');
+  const backend = tf.backend() as unknown as Backend;
+  log(`backend: ${info.detail}`);
+
+  const checks = options.checks ? await kernelChecks() : [];
+  if (checks.length > 0) {
+    printTable('kernel checks against the cpu backend (relative max error)', ['check', 'error', 'tolerance', 'ok'], checks.map((c) => [c.check, c.error, c.tolerance, c.ok ? 'yes' : 'NO']), [0, 8, 8, 0]);
+  }
+
+  const filter = Number(options.filterRepeats) > 0 ? await timeFilterGradient(Number(options.filterRepeats)) : [];
+  if (filter.length > 0) printTable(
+    'Conv2DBackpropFilter alone, CIFAR ResNet-18 shapes (batch 128): ms per call and TFLOP/s',
+    ['conv', 'GFLOP', 'shipped ms', 'Condense ms', 'shipped TFLOP/s', 'Condense TFLOP/s', 'speed-up'],
+    filter.map((r) => [r.shape, r.gflop, r.shippedMs, r.oursMs, r.gflop / r.shippedMs, r.gflop / r.oursMs, r.shippedMs / r.oursMs]),
+    [0, 2, 2, 2, 2, 2, 1],
+  );
+
+  const configurations = options.configurations.split(',').filter(Boolean).map((i) => {
+    const c = CONFIGURATIONS[Number(i)];
+    if (c === undefined) throw new Error(`unknown configuration '${i}'; use 0-${CONFIGURATIONS.length - 1}`);
+    return c;
+  });
+  const results: StepResult[] = [];
+  for (const c of configurations) {
+    configure(backend, c);
+    for (const bm of models) {
+      for (const work of WORKS) {
+        log(`${c.label}: ${bm.id} ${work}`);
+        const workload = makeWorkload(bm, work, seed);
+        await timeSteps(workload.step, 0, warmup);
+        const before = tf.memory().numTensors;
+        const timing = { ...(await timeSteps(workload.step, steps, 0)), warmup };
+        const leaked = tf.memory().numTensors - before;
+        workload.dispose();
+        if (leaked !== 0) log(`warning: ${leaked} tensors left after ${steps} steps`);
+        results.push({ configuration: c.label, model: bm.id, work, timing });
+      }
+    }
+  }
+  configure(backend, CONFIGURATIONS[2]);
+
+  const torchSteps = Math.max(steps, 20);
+  const torchWarmup = Math.max(warmup, 5);
+  const torch = options.torch ? runTorch(options.python, torchSteps, torchWarmup, seed, models.map((m) => m.id), false) : undefined;
+  const torchFp32 = options.torch ? runTorch(options.python, torchSteps, torchWarmup, seed, models.map((m) => m.id), true) : undefined;
+  const torchMs = (model: string, work: Work) => torch?.results[model]?.[work]?.medianMs;
+  const torchFp32Ms = (model: string, work: Work) => torchFp32?.results[model]?.[work]?.medianMs;
+  const rows: Cell[][] = results.map((r) => {
+    const t = torchMs(r.model, r.work);
+    const t32 = torchFp32Ms(r.model, r.work);
+    return [
+      r.configuration,
+      BENCH_MODELS.find((m) => m.id === r.model)!.label,
+      WORK_LABEL[r.work],
+      r.timing.medianMs,
+      r.timing.minMs,
+      t,
+      t === undefined ? undefined : r.timing.medianMs / t,
+      t32,
+      t32 === undefined ? undefined : r.timing.medianMs / t32,
+    ];
+  });
+  printTable(
+    `ms per step on webgpu (${info.detail}), median of ${steps} after ${warmup} warm-up; PyTorch CUDA ${torch?.torch ?? 'not run'} ${torch?.device ?? ''}, median of ${torchSteps} after ${torchWarmup}`,
+    ['configuration', 'model', 'work', 'tfjs ms', 'tfjs min ms', 'PyTorch ms (default, TF32 convs)', 'ratio', 'PyTorch ms (fp32)', 'ratio fp32'],
+    rows,
+    [0, 0, 0, 1, 1, 2, 1, 2, 1],
+  );
+
+  const targets: Cell[][] = [];
+  const best = (model: string, work: Work) => {
+    const own = results.filter((r) => r.model === model && r.work === work);
+    return own.length === 0 ? undefined : own.reduce((a, b) => (a.timing.medianMs <= b.timing.medianMs ? a : b));
+  };
+  for (const [work, limit] of [['inversion', 3], ['train', 10]] as Array<[Work, number]>) {
+    const r = best('resnet18', work);
+    const t = torchMs('resnet18', work);
+    if (r === undefined) continue;
+    const ratio = t === undefined ? undefined : r.timing.medianMs / t;
+    targets.push([`CIFAR ResNet-18 (batch 128): ${WORK_LABEL[work]}`, r.configuration, r.timing.medianMs, t, ratio, `≤ ${limit}`, ratio === undefined ? 'no PyTorch' : ratio <= limit ? 'yes' : 'NO']);
+  }
+  if (targets.length > 0) {
+    printTable("issue 4's GPU targets: Condense webgpu over PyTorch CUDA, this run", ['work', 'configuration', 'Condense ms', 'PyTorch ms', 'ratio', 'target', 'met'], targets, [0, 0, 1, 2, 1, 0, 0]);
+  }
+
+  const profiles: Record<string, Array<{ kernel: string; calls: number; ms: number }>> = {};
+  if (options.profile) {
+    for (const bm of models) {
+      for (const work of WORKS) {
+        const p = await profileStep(bm, work, seed);
+        profiles[`${bm.id}/${work}`] = p;
+        const total = p.reduce((a, k) => a + k.ms, 0);
+        printTable(`GPU time per kernel, one ${bm.id} ${work} step (Condense default), total ${total.toFixed(1)} ms`, ['kernel', 'calls', 'ms', 'share'], p.slice(0, 15).map((k) => [k.kernel, k.calls, k.ms, k.ms / total]), [0, 0, 2, 2]);
+      }
+    }
+  }
+
+  const target = writeBenchResults('webgpu', seed, { checks, filterGradient: filter, steps: results, torch, torchFp32, targets, profiles }, { backend: info, steps, warmup });
+  log(`results written to ${target}`);
+  if (checks.some((c) => !c.ok)) process.exitCode = 1;
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
