@@ -27,6 +27,8 @@ import {
   useCondenseWebgpuKernels,
   useQueueWriteUploads,
   useShippedUploads,
+  webgpuErrorCount,
+  webgpuErrors,
 } from '../src/core/tensors/webgpu-kernels';
 import { SeededRandom } from '../src/core/random';
 import { repoRoot } from './support/machine';
@@ -67,14 +69,23 @@ function gaussian(size: number, seed: number): Float32Array {
   return Float32Array.from({ length: size }, () => random.gaussian());
 }
 
-/** dW of conv2d through tf.grad (the Conv2DBackpropFilter kernel), read asynchronously (webgpu has no readSync in Node). */
-async function filterGradient(c: FilterCase, x: Float32Array, dy: Float32Array, filter: Float32Array): Promise<Float32Array> {
+type ConvPart = 'forward' | 'filter gradient' | 'input gradient';
+const CONV_PARTS: ConvPart[] = ['forward', 'filter gradient', 'input gradient'];
+
+/**
+ * One part of a conv2d: the output (Conv2D), dW or dx through tf.grad (Conv2DBackpropFilter,
+ * Conv2DBackpropInput), read asynchronously (webgpu has no readSync in Node).
+ */
+async function convPart(part: ConvPart, c: FilterCase, x: Float32Array, dy: Float32Array, filter: Float32Array): Promise<Float32Array> {
   const g = tf.tidy(() => {
     const xt = tf.tensor4d(x, c.x);
-    const conv = (f: tf.Tensor) => tf.conv2d(xt, f as tf.Tensor4D, c.strides, c.pad);
-    const outShape = tf.tidy(() => conv(tf.tensor4d(filter, c.filter)).shape);
-    const dyt = tf.tensor(dy.subarray(0, outShape.reduce((a, b) => a * b, 1)), outShape);
-    return tf.grad((f: tf.Tensor) => tf.sum(tf.mul(conv(f), dyt)))(tf.tensor4d(filter, c.filter));
+    const ft = tf.tensor4d(filter, c.filter);
+    const conv = (input: tf.Tensor, f: tf.Tensor) => tf.conv2d(input as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad);
+    const y = conv(xt, ft);
+    if (part === 'forward') return y;
+    const dyt = tf.tensor(dy.subarray(0, y.size), y.shape);
+    if (part === 'filter gradient') return tf.grad((f: tf.Tensor) => tf.sum(tf.mul(conv(xt, f), dyt)))(ft);
+    return tf.grad((input: tf.Tensor) => tf.sum(tf.mul(conv(input, ft), dyt)))(xt);
   });
   const values = (await g.data()) as Float32Array;
   g.dispose();
@@ -106,13 +117,23 @@ async function kernelChecks(): Promise<CheckRow[]> {
     // Enough for the conv output (never larger than the input padded by 2 each side); a prefix is used.
     const dy = gaussian(c.x[0] * (c.x[1] + 2) * (c.x[2] + 2) * c.filter[3], 200 + i);
     const filter = gaussian(size(c.filter), 300 + i);
-    await tf.setBackend('cpu');
-    const expected = await filterGradient(c, x, dy, filter);
-    await tf.setBackend('webgpu');
-    const got = await filterGradient(c, x, dy, filter);
-    const error = got.length === expected.length ? relativeError(got, expected) : Number.POSITIVE_INFINITY;
-    rows.push({ check: `Conv2DBackpropFilter x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides} pad ${c.pad}`, error, tolerance: 1e-4, ok: error < 1e-4 });
+    for (const part of CONV_PARTS) {
+      await tf.setBackend('cpu');
+      const expected = await convPart(part, c, x, dy, filter);
+      await tf.setBackend('webgpu');
+      const got = await convPart(part, c, x, dy, filter);
+      const error = got.length === expected.length ? relativeError(got, expected) : Number.POSITIVE_INFINITY;
+      rows.push({ check: `conv2d ${part}: x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides} pad ${c.pad}`, error, tolerance: 1e-4, ok: error < 1e-4 });
+    }
   }
+  // AddN of more terms than the device binds storage buffers (the BN-statistics loss of ResNet-18 sums 20).
+  const terms = Array.from({ length: 23 }, (_, i) => tf.fill([300], i + 0.5));
+  const sum = tf.addN(terms);
+  const sumValues = await sum.data();
+  const expectedSum = terms.reduce((a, _, i) => a + i + 0.5, 0);
+  const sumError = Math.max(...Array.from(sumValues, (v) => Math.abs(v - expectedSum))) / expectedSum;
+  tf.dispose([...terms, sum]);
+  rows.push({ check: 'AddN of 23 tensors', error: sumError, tolerance: 1e-6, ok: sumError < 1e-6 });
   const specials = Float32Array.from([1.5, -0, NaN, Infinity, -Infinity, 3e38, 1e-40, -7]);
   const cases: Array<[string, tf.TypedArray, tf.DataType]> = [
     ['upload float32 (NaN, ±∞, −0, subnormal)', specials, 'float32'],
@@ -149,40 +170,58 @@ const RESNET18_FILTER_SHAPES: Array<{ label: string; x: [number, number, number,
   { label: 'shortcut 1×1 64→128 /2', x: [128, 32, 32, 64], filter: [1, 1, 64, 128], stride: 2 },
 ];
 
-interface FilterTiming {
+interface KernelTiming {
+  kernel: string;
   shape: string;
   gflop: number;
-  shippedMs: number;
-  oursMs: number;
+  /** ms per call by variant: 'shipped', 'shipped (matmul program)' where tfjs has a flag for one, 'Condense'. */
+  ms: Record<string, number>;
 }
 
-async function timeFilterGradient(repeats: number): Promise<FilterTiming[]> {
-  const rows: FilterTiming[] = [];
+const TIMED_KERNELS = [tf.Conv2D, tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter] as const;
+
+async function timeKernelCalls(run: () => tf.Tensor, repeats: number): Promise<number> {
+  const first = run();
+  await first.data();
+  first.dispose();
+  const results: tf.Tensor[] = [];
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < repeats; i++) results.push(run());
+  await results[results.length - 1].data();
+  const ms = Number(process.hrtime.bigint() - start) / 1e6 / repeats;
+  tf.dispose(results);
+  return ms;
+}
+
+async function timeConvKernels(repeats: number): Promise<KernelTiming[]> {
+  const rows: KernelTiming[] = [];
   for (const s of RESNET18_FILTER_SHAPES) {
-    const x = tf.randomNormal(s.x, 0, 1, 'float32', 1);
     const out = Math.ceil(s.x[1] / s.stride);
+    const x = tf.randomNormal(s.x, 0, 1, 'float32', 1);
     const dy = tf.randomNormal([s.x[0], out, out, s.filter[3]], 0, 1, 'float32', 2);
-    const attrs = { strides: s.stride, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined, filterShape: s.filter };
-    const run = async () => {
-      // Warm-up (pipeline compile), then `repeats` calls queued back to back and one read.
-      const first = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs as never) as tf.Tensor;
-      await first.data();
-      first.dispose();
-      const results: tf.Tensor[] = [];
-      const start = process.hrtime.bigint();
-      for (let i = 0; i < repeats; i++) results.push(tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, attrs as never) as tf.Tensor);
-      await results[results.length - 1].data();
-      const ms = Number(process.hrtime.bigint() - start) / 1e6 / repeats;
-      tf.dispose(results);
-      return ms;
-    };
-    restoreShippedWebgpuKernels();
-    const shippedMs = await run();
-    useCondenseWebgpuKernels();
-    const oursMs = await run();
+    const w = tf.randomNormal(s.filter, 0, 1, 'float32', 3);
     const m = s.x[0] * out * out;
-    rows.push({ shape: s.label, gflop: (2 * m * s.filter[0] * s.filter[1] * s.filter[2] * s.filter[3]) / 1e9, shippedMs, oursMs });
-    tf.dispose([x, dy]);
+    const gflop = (2 * m * s.filter[0] * s.filter[1] * s.filter[2] * s.filter[3]) / 1e9;
+    const common = { strides: s.stride, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined };
+    const calls: Record<(typeof TIMED_KERNELS)[number], () => tf.Tensor> = {
+      [tf.Conv2D]: () => tf.engine().runKernel(tf.Conv2D, { x, filter: w }, { ...common, dilations: 1 } as never) as tf.Tensor,
+      [tf.Conv2DBackpropInput]: () => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: w }, { ...common, inputShape: s.x } as never) as tf.Tensor,
+      [tf.Conv2DBackpropFilter]: () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...common, filterShape: s.filter } as never) as tf.Tensor,
+    };
+    for (const kernel of TIMED_KERNELS) {
+      const ms: Record<string, number> = {};
+      restoreShippedWebgpuKernels([kernel]);
+      ms.shipped = await timeKernelCalls(calls[kernel], repeats);
+      if (kernel === tf.Conv2DBackpropInput) {
+        tf.env().set('WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE', false);
+        ms['shipped (matmul program)'] = await timeKernelCalls(calls[kernel], repeats);
+        tf.env().set('WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE', true);
+      }
+      useCondenseWebgpuKernels([kernel]);
+      ms.Condense = await timeKernelCalls(calls[kernel], repeats);
+      rows.push({ kernel, shape: s.label, gflop, ms });
+    }
+    tf.dispose([x, dy, w]);
   }
   return rows;
 }
@@ -193,22 +232,27 @@ async function timeFilterGradient(repeats: number): Promise<FilterTiming[]> {
 interface Configuration {
   label: string;
   uploads: 'shipped' | 'queue.writeBuffer';
-  filterKernel: 'shipped' | 'Condense';
+  /** Conv kernels of Condense's in use (the others: tfjs' own). */
+  kernels: readonly string[];
   submitBatch: number;
 }
 
+const ALL_CONV_KERNELS = [...TIMED_KERNELS];
 const CONFIGURATIONS: Configuration[] = [
-  { label: "tfjs' webgpu kernels and uploads", uploads: 'shipped', filterKernel: 'shipped', submitBatch: 15 },
-  { label: '+ uploads through queue.writeBuffer', uploads: 'queue.writeBuffer', filterKernel: 'shipped', submitBatch: 15 },
-  { label: '+ Condense filter-gradient kernel (Condense default)', uploads: 'queue.writeBuffer', filterKernel: 'Condense', submitBatch: 15 },
-  { label: '+ deferred submit batch 64', uploads: 'queue.writeBuffer', filterKernel: 'Condense', submitBatch: 64 },
+  { label: "tfjs' webgpu conv kernels and uploads", uploads: 'shipped', kernels: [], submitBatch: 15 },
+  { label: '+ uploads through queue.writeBuffer', uploads: 'queue.writeBuffer', kernels: [], submitBatch: 15 },
+  { label: '+ Condense Conv2DBackpropFilter', uploads: 'queue.writeBuffer', kernels: [tf.Conv2DBackpropFilter], submitBatch: 15 },
+  { label: '+ Condense Conv2DBackpropInput', uploads: 'queue.writeBuffer', kernels: [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput], submitBatch: 15 },
+  { label: '+ Condense Conv2D (all: Condense default)', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 15 },
+  { label: '+ deferred submit batch 64', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 64 },
 ];
+const DEFAULT_CONFIGURATION = 4;
 
 function configure(backend: Backend, c: Configuration): void {
   if (c.uploads === 'shipped') useShippedUploads(backend);
   else useQueueWriteUploads(backend);
-  if (c.filterKernel === 'shipped') restoreShippedWebgpuKernels();
-  else useCondenseWebgpuKernels();
+  restoreShippedWebgpuKernels(ALL_CONV_KERNELS.filter((k) => !c.kernels.includes(k)));
+  useCondenseWebgpuKernels(c.kernels);
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', c.submitBatch);
 }
 
@@ -217,6 +261,8 @@ interface StepResult {
   model: BenchModel['id'];
   work: Work;
   timing: StepTiming;
+  /** GPU device errors while it ran (each drops a command buffer: the timing is then not of the whole step). */
+  deviceErrors: number;
 }
 
 interface TorchRun {
@@ -269,12 +315,12 @@ async function main(): Promise<void> {
     .option('--python <path>', 'Python with torch and CUDA', 'python3')
     .option('--no-torch', 'skip PyTorch')
     .option('--no-checks', 'skip the kernel checks')
-    .option('--filter-repeats <n>', 'calls per filter-gradient timing (0 skips it)', '10')
-    .option('--configurations <list>', 'indices of the step configurations to time (0-3)', '0,1,2,3')
+    .option('--kernel-repeats <n>', 'calls per conv-kernel timing (0 skips them)', '10')
+    .option('--configurations <list>', `indices of the step configurations to time (0-${CONFIGURATIONS.length - 1})`, CONFIGURATIONS.map((_, i) => i).join(','))
     .option('--profile', 'per-kernel GPU times of one step of each model and work (needs CONDENSE_WEBGPU_DAWN_OPTIONS=enable-dawn-features=allow_unsafe_apis)')
     .option('--seed <n>', 'seed of weights and data', '0')
     .parse()
-    .opts<{ steps: string; warmup: string; models: string; python: string; torch: boolean; checks: boolean; filterRepeats: string; configurations: string; profile?: boolean; seed: string }>();
+    .opts<{ steps: string; warmup: string; models: string; python: string; torch: boolean; checks: boolean; kernelRepeats: string; configurations: string; profile?: boolean; seed: string }>();
   const steps = Number(options.steps);
   const warmup = Number(options.warmup);
   const seed = Number(options.seed);
@@ -293,13 +339,19 @@ async function main(): Promise<void> {
     printTable('kernel checks against the cpu backend (relative max error)', ['check', 'error', 'tolerance', 'ok'], checks.map((c) => [c.check, c.error, c.tolerance, c.ok ? 'yes' : 'NO']), [0, 8, 8, 0]);
   }
 
-  const filter = Number(options.filterRepeats) > 0 ? await timeFilterGradient(Number(options.filterRepeats)) : [];
-  if (filter.length > 0) printTable(
-    'Conv2DBackpropFilter alone, CIFAR ResNet-18 shapes (batch 128): ms per call and TFLOP/s',
-    ['conv', 'GFLOP', 'shipped ms', 'Condense ms', 'shipped TFLOP/s', 'Condense TFLOP/s', 'speed-up'],
-    filter.map((r) => [r.shape, r.gflop, r.shippedMs, r.oursMs, r.gflop / r.shippedMs, r.gflop / r.oursMs, r.shippedMs / r.oursMs]),
-    [0, 2, 2, 2, 2, 2, 1],
-  );
+  const kernelTimes = Number(options.kernelRepeats) > 0 ? await timeConvKernels(Number(options.kernelRepeats)) : [];
+  if (kernelTimes.length > 0) {
+    printTable(
+      'conv kernels alone, CIFAR ResNet-18 shapes (batch 128): ms per call (TFLOP/s)',
+      ['kernel', 'conv', 'GFLOP', 'shipped', 'shipped, matmul program', 'Condense', 'speed-up over shipped'],
+      kernelTimes.map((r) => {
+        const cell = (ms: number | undefined) => (ms === undefined ? undefined : `${ms.toFixed(2)} (${(r.gflop / ms).toFixed(1)})`);
+        return [r.kernel, r.shape, r.gflop, cell(r.ms.shipped), cell(r.ms['shipped (matmul program)']), cell(r.ms.Condense), r.ms.shipped / r.ms.Condense];
+      }),
+      [0, 0, 2, 0, 0, 0, 1],
+    );
+  }
+  configure(backend, CONFIGURATIONS[DEFAULT_CONFIGURATION]);
 
   const configurations = options.configurations.split(',').filter(Boolean).map((i) => {
     const c = CONFIGURATIONS[Number(i)];
@@ -313,17 +365,22 @@ async function main(): Promise<void> {
       for (const work of WORKS) {
         log(`${c.label}: ${bm.id} ${work}`);
         const workload = makeWorkload(bm, work, seed);
+        const errorsBefore = webgpuErrorCount();
         await timeSteps(workload.step, 0, warmup);
         const before = tf.memory().numTensors;
         const timing = { ...(await timeSteps(workload.step, steps, 0)), warmup };
         const leaked = tf.memory().numTensors - before;
         workload.dispose();
         if (leaked !== 0) log(`warning: ${leaked} tensors left after ${steps} steps`);
-        results.push({ configuration: c.label, model: bm.id, work, timing });
+        // Errors are reported asynchronously: wait for the queue before counting them.
+        await tf.tidy(() => tf.zeros([1]).add(1)).data();
+        const deviceErrors = webgpuErrorCount() - errorsBefore;
+        if (deviceErrors > 0) log(`${deviceErrors} GPU device errors during ${c.label} ${bm.id} ${work}: timing invalid`);
+        results.push({ configuration: c.label, model: bm.id, work, timing, deviceErrors });
       }
     }
   }
-  configure(backend, CONFIGURATIONS[2]);
+  configure(backend, CONFIGURATIONS[DEFAULT_CONFIGURATION]);
 
   const torchSteps = Math.max(steps, 20);
   const torchWarmup = Math.max(warmup, 5);
@@ -344,18 +401,19 @@ async function main(): Promise<void> {
       t === undefined ? undefined : r.timing.medianMs / t,
       t32,
       t32 === undefined ? undefined : r.timing.medianMs / t32,
+      r.deviceErrors > 0 ? `INVALID: ${r.deviceErrors} device errors` : 'ok',
     ];
   });
   printTable(
     `ms per step on webgpu (${info.detail}), median of ${steps} after ${warmup} warm-up; PyTorch CUDA ${torch?.torch ?? 'not run'} ${torch?.device ?? ''}, median of ${torchSteps} after ${torchWarmup}`,
-    ['configuration', 'model', 'work', 'tfjs ms', 'tfjs min ms', 'PyTorch ms (default, TF32 convs)', 'ratio', 'PyTorch ms (fp32)', 'ratio fp32'],
+    ['configuration', 'model', 'work', 'tfjs ms', 'tfjs min ms', 'PyTorch ms (default, TF32 convs)', 'ratio', 'PyTorch ms (fp32)', 'ratio fp32', 'GPU errors'],
     rows,
-    [0, 0, 0, 1, 1, 2, 1, 2, 1],
+    [0, 0, 0, 1, 1, 2, 1, 2, 1, 0],
   );
 
   const targets: Cell[][] = [];
   const best = (model: string, work: Work) => {
-    const own = results.filter((r) => r.model === model && r.work === work);
+    const own = results.filter((r) => r.model === model && r.work === work && r.deviceErrors === 0);
     return own.length === 0 ? undefined : own.reduce((a, b) => (a.timing.medianMs <= b.timing.medianMs ? a : b));
   };
   for (const [work, limit] of [['inversion', 3], ['train', 10]] as Array<[Work, number]>) {
@@ -381,9 +439,11 @@ async function main(): Promise<void> {
     }
   }
 
-  const target = writeBenchResults('webgpu', seed, { checks, filterGradient: filter, steps: results, torch, torchFp32, targets, profiles }, { backend: info, steps, warmup });
+  const errors = webgpuErrors();
+  if (errors.length > 0) log(`${errors.length} GPU device errors in this run; first: ${errors[0]}`);
+  const target = writeBenchResults('webgpu', seed, { checks, convKernels: kernelTimes, steps: results, torch, torchFp32, targets, profiles, deviceErrors: errors }, { backend: info, steps, warmup });
   log(`results written to ${target}`);
-  if (checks.some((c) => !c.ok)) process.exitCode = 1;
+  if (checks.some((c) => !c.ok) || errors.length > 0) process.exitCode = 1;
 }
 
 main().catch((err) => {

@@ -6,7 +6,7 @@ import type { Logger } from '../logging/logger';
 import { registerFastBatchNorm } from './batch-norm-training';
 import { registerBroadcastGradients } from './broadcast-gradients';
 import { registerWasmTrainingKernels } from './wasm-kernels';
-import { registerWebgpuKernels } from './webgpu-kernels';
+import { registerWebgpuKernels, watchWebgpuErrors, webgpuErrorCount, webgpuErrors } from './webgpu-kernels';
 
 export interface TensorBackendInfo {
   name: BackendName;
@@ -24,6 +24,25 @@ export class BackendUnavailableError extends Error {
   ) {
     super(`tensor backend '${backend}' was requested (CONDENSE_BACKEND or --backend) but cannot start: ${reason}`);
   }
+}
+
+/** The GPU reported errors (a dropped command buffer): the numbers computed since are not to be trusted. */
+export class TensorDeviceError extends Error {
+  constructor(readonly errors: string[]) {
+    super(`the GPU device reported ${errors.length} error(s); results computed since are invalid: ${errors.slice(0, 3).join('; ')}`);
+    this.name = 'TensorDeviceError';
+  }
+}
+
+let errorsSeen = 0;
+
+/** Throws TensorDeviceError when the GPU reported an error since the last call (no-op on CPU backends). */
+export function throwIfDeviceErrors(): void {
+  const count = webgpuErrorCount();
+  if (count === errorsSeen) return;
+  const fresh = webgpuErrors().slice(errorsSeen);
+  errorsSeen = count;
+  throw new TensorDeviceError(fresh);
 }
 
 /** Why a backend could not be used; undefined reason means it started. */
@@ -185,6 +204,7 @@ async function tryWebgpu(log: Logger | undefined): Promise<Attempt> {
   await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) return { reason: "a GPU adapter exists but setBackend('webgpu') failed" };
   const webgpuVersion: string = require('@tensorflow/tfjs-backend-webgpu/package.json').version;
+  watchWebgpuErrors(tf.backend() as never, log);
   const kernels = registerWebgpuKernels(tf.backend() as never, webgpuVersion, log);
   const adapterInfo = adapter.info ?? {};
   const description = [adapterInfo.vendor, adapterInfo.architecture, adapterInfo.description].filter(Boolean).join(' ');

@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { Logger } from '../../logging/logger';
+import { addNConfig } from './add-n';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
+import { conv2DBackpropInputConfig, conv2DConfig } from './conv2d-gemm';
+import { rememberShippedWebgpuKernel, shippedWebgpuKernel, shippedWebgpuKernels } from './shipped';
 import { useQueueWriteUploads, useShippedUploads } from './upload';
 
 export { useQueueWriteUploads, useShippedUploads };
@@ -10,14 +13,9 @@ export { useQueueWriteUploads, useShippedUploads };
 export const WEBGPU_KERNELS_TFJS_VERSION = '4.22.0';
 
 /** Faster exact replacements of kernels tfjs-backend-webgpu 4.22 ships. */
-export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig];
+export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, conv2DConfig, addNConfig];
 
-const shipped = new Map<string, tf.KernelConfig>();
-
-/** tfjs-backend-webgpu's own kernel that ours replaced, for tests and comparisons. */
-export function shippedWebgpuKernel(kernelName: string): tf.KernelConfig | undefined {
-  return shipped.get(kernelName);
-}
+export { shippedWebgpuKernel };
 
 export interface WebgpuKernelRegistration {
   /** Shipped kernels replaced by ours (by this call or an earlier one). */
@@ -42,7 +40,7 @@ export function registerWebgpuKernels(backend: WebGPUBackend, webgpuVersion: str
     const existing = tf.getKernel(config.kernelName, 'webgpu');
     if (existing !== config) {
       if (existing !== undefined) {
-        shipped.set(config.kernelName, existing);
+        rememberShippedWebgpuKernel(existing);
         tf.unregisterKernel(config.kernelName, 'webgpu');
       }
       tf.registerKernel(config);
@@ -53,19 +51,49 @@ export function registerWebgpuKernels(backend: WebGPUBackend, webgpuVersion: str
   return { replaced, queueWriteUploads: true };
 }
 
-/** Puts the shipped kernels back (benchmarks compare both); see useShippedUploads for uploads. */
-export function restoreShippedWebgpuKernels(): void {
-  for (const [name, config] of shipped) {
-    tf.unregisterKernel(name, 'webgpu');
+/**
+ * Puts the named shipped kernels back (benchmarks compare both; AddN's replacement is a correctness
+ * fix, not a speed-up); see useShippedUploads for uploads.
+ */
+export function restoreShippedWebgpuKernels(names: readonly string[]): void {
+  for (const config of shippedWebgpuKernels()) {
+    if (!names.includes(config.kernelName)) continue;
+    tf.unregisterKernel(config.kernelName, 'webgpu');
     tf.registerKernel(config);
   }
 }
 
 /** Registers ours again after restoreShippedWebgpuKernels. */
-export function useCondenseWebgpuKernels(): void {
+export function useCondenseWebgpuKernels(names: readonly string[]): void {
   for (const config of WEBGPU_REPLACEMENT_KERNELS) {
-    if (tf.getKernel(config.kernelName, 'webgpu') === config) continue;
+    if (!names.includes(config.kernelName) || tf.getKernel(config.kernelName, 'webgpu') === config) continue;
     tf.unregisterKernel(config.kernelName, 'webgpu');
     tf.registerKernel(config);
   }
+}
+
+const validationErrors: string[] = [];
+
+/**
+ * Records the device's uncaptured errors (an invalid pipeline drops its whole command buffer, and
+ * Dawn only prints a message): `webgpuErrorCount` lets loops fail instead of going on with wrong
+ * numbers.
+ */
+export function watchWebgpuErrors(backend: WebGPUBackend, log?: Logger): void {
+  const device = (backend as unknown as { device: { onuncapturederror: unknown } }).device;
+  device.onuncapturederror = (event: { error?: { message?: string } }) => {
+    const message = event.error?.message ?? String(event);
+    validationErrors.push(message);
+    log?.error({ error: message.split('\n')[0] }, 'webgpu device error');
+  };
+}
+
+/** Uncaptured webgpu device errors seen so far in this process. */
+export function webgpuErrorCount(): number {
+  return validationErrors.length;
+}
+
+/** The first line of each recorded device error. */
+export function webgpuErrors(): string[] {
+  return validationErrors.map((m) => m.split('\n')[0]);
 }

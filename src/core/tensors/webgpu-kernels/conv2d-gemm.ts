@@ -1,0 +1,185 @@
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { kernelInput, runKernelOn } from '../kernel-calls';
+import { ImplicitGemmProgram } from './implicit-gemm';
+
+/**
+ * Conv2D and its input gradient on webgpu as implicit matrix products (implicit-gemm.ts).
+ *
+ * tfjs-backend-webgpu 4.22 runs Conv2DBackpropInput with a naive program by default (one thread per
+ * input element looping over the filter): 44–51% of a ResNet-18 training or input-gradient step on
+ * an H200. Here dx[(b,ih,iw), ci] = Σ_{(kh,kw,co)} dy[b, (ih+pad−kh)/s, (iw+pad−kw)/s, co] · W[kh,kw,ci,co]
+ * over the positions where the division is exact, read from dy in place, with the filter transposed
+ * once to [kh,kw,co,ci] so its rows are contiguous.
+ */
+
+type Pair = [number, number];
+type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+
+interface Conv2DBackpropInputAttrs {
+  inputShape: [number, number, number, number];
+  strides: Pair | number;
+  pad: Pad;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+interface Conv2DAttrs {
+  strides: Pair | number;
+  pad: Pad;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations: Pair | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+const CONV_UNIFORMS =
+  'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, outChannels : i32, ' +
+  'filterWidth : i32, strideHeight : i32, strideWidth : i32, dilationHeight : i32, dilationWidth : i32, padTop : i32, padLeft : i32,';
+
+function convUniforms(info: tf.backend_util.Conv2DInfo): Array<{ type: string; data: number[] }> {
+  return [
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outHeight,
+    info.outWidth,
+    info.outChannels,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.dilationHeight,
+    info.dilationWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ].map((v) => ({ type: 'int32', data: [v] }));
+}
+
+/** A: dy gathered at the output position each (input pixel, filter tap) came from; B: filter [kh,kw,co,ci]. */
+const INPUT_GRADIENT_OPERANDS = `
+  fn loadA(row : i32, r : i32) -> f32 {
+    let plane = uniforms.inHeight * uniforms.inWidth;
+    let b = row / plane;
+    let p = row - b * plane;
+    let ih = p / uniforms.inWidth;
+    let iw = p - ih * uniforms.inWidth;
+    let tapSize = uniforms.filterWidth * uniforms.outChannels;
+    let kh = r / tapSize;
+    let rest = r - kh * tapSize;
+    let kw = rest / uniforms.outChannels;
+    let co = rest - kw * uniforms.outChannels;
+    let th = ih + uniforms.padTop - kh;
+    let tw = iw + uniforms.padLeft - kw;
+    if (th < 0 || tw < 0) {
+      return 0.0;
+    }
+    let oh = th / uniforms.strideHeight;
+    let ow = tw / uniforms.strideWidth;
+    if (oh * uniforms.strideHeight != th || ow * uniforms.strideWidth != tw || oh >= uniforms.outHeight || ow >= uniforms.outWidth) {
+      return 0.0;
+    }
+    return dy[((b * uniforms.outHeight + oh) * uniforms.outWidth + ow) * uniforms.outChannels + co];
+  }
+  fn loadB(r : i32, col : i32) -> f32 {
+    return weightsT[r * uniforms.inChannels + col];
+  }
+`;
+
+/** A: im2col of x; B: the filter [kh,kw,ci,co] as rows (kh,kw,ci). */
+const FORWARD_OPERANDS = `
+  fn loadA(row : i32, r : i32) -> f32 {
+    let plane = uniforms.outHeight * uniforms.outWidth;
+    let b = row / plane;
+    let p = row - b * plane;
+    let oh = p / uniforms.outWidth;
+    let ow = p - oh * uniforms.outWidth;
+    let tapSize = uniforms.filterWidth * uniforms.inChannels;
+    let kh = r / tapSize;
+    let rest = r - kh * tapSize;
+    let kw = rest / uniforms.inChannels;
+    let ci = rest - kw * uniforms.inChannels;
+    let ih = oh * uniforms.strideHeight - uniforms.padTop + kh * uniforms.dilationHeight;
+    let iw = ow * uniforms.strideWidth - uniforms.padLeft + kw * uniforms.dilationWidth;
+    if (ih < 0 || iw < 0 || ih >= uniforms.inHeight || iw >= uniforms.inWidth) {
+      return 0.0;
+    }
+    return x[((b * uniforms.inHeight + ih) * uniforms.inWidth + iw) * uniforms.inChannels + ci];
+  }
+  fn loadB(r : i32, col : i32) -> f32 {
+    return weights[r * uniforms.outChannels + col];
+  }
+`;
+
+function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DBackpropInputAttrs }): tf.TensorInfo {
+  const { backend, attrs } = args;
+  const dy = kernelInput(args.inputs, 'dy', tf.Conv2DBackpropInput);
+  const filter = kernelInput(args.inputs, 'filter', tf.Conv2DBackpropInput);
+  if (attrs.dataFormat !== 'NHWC') {
+    throw new Error(`webgpu Conv2DBackpropInput supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape,
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const filterT = runKernelOn('webgpu', backend, tf.Transpose, { x: filter }, { perm: [0, 1, 3, 2] });
+  const program = new ImplicitGemmProgram(
+    { rows: info.batchSize * info.inHeight * info.inWidth, cols: info.inChannels, depth: info.filterHeight * info.filterWidth * info.outChannels },
+    ['dy', 'weightsT'],
+    'conv2d_input_gradient',
+    CONV_UNIFORMS,
+    INPUT_GRADIENT_OPERANDS,
+  );
+  const flat = backend.runWebGPUProgram(program, [dy, filterT], 'float32', [...program.gemmUniforms(), ...convUniforms(info)]);
+  backend.disposeData(filterT.dataId);
+  const out = runKernelOn('webgpu', backend, tf.Reshape, { x: flat }, { shape: attrs.inputShape });
+  backend.disposeData(flat.dataId);
+  return out;
+}
+
+/** Plain Conv2D (no bias or activation: the input-only gradient path and benchmarks call it). */
+function conv2D(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DAttrs }): tf.TensorInfo {
+  const { backend, attrs } = args;
+  const x = kernelInput(args.inputs, 'x', tf.Conv2D);
+  const filter = kernelInput(args.inputs, 'filter', tf.Conv2D);
+  if (attrs.dataFormat !== 'NHWC') {
+    throw new Error(`webgpu Conv2D (Condense) supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  const program = new ImplicitGemmProgram(
+    { rows: info.batchSize * info.outHeight * info.outWidth, cols: info.outChannels, depth: info.filterHeight * info.filterWidth * info.inChannels },
+    ['x', 'weights'],
+    'conv2d_forward',
+    CONV_UNIFORMS,
+    FORWARD_OPERANDS,
+  );
+  const flat = backend.runWebGPUProgram(program, [x, filter], 'float32', [...program.gemmUniforms(), ...convUniforms(info)]);
+  const out = runKernelOn('webgpu', backend, tf.Reshape, { x: flat }, { shape: info.outShape });
+  backend.disposeData(flat.dataId);
+  return out;
+}
+
+export const conv2DBackpropInputConfig: tf.KernelConfig = {
+  kernelName: tf.Conv2DBackpropInput,
+  backendName: 'webgpu',
+  kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc,
+};
+
+export const conv2DConfig: tf.KernelConfig = {
+  kernelName: tf.Conv2D,
+  backendName: 'webgpu',
+  kernelFunc: conv2D as unknown as tf.KernelFunc,
+};
