@@ -80,7 +80,10 @@ export function makeWorkload(bm: BenchModel, work: Work, seed: number, options: 
   return {
     step: async () => {
       const { value, grad } = tf.valueAndGrad(lossOf)(images);
-      images.assign(tf.tidy(() => tf.sub(images, tf.mul(grad, LEARNING_RATE))));
+      // assign shares the new tensor's data; the tensor itself is still ours to dispose.
+      const next = tf.tidy(() => tf.sub(images, tf.mul(grad, LEARNING_RATE)));
+      images.assign(next);
+      next.dispose();
       await value.data();
       tf.dispose([value, grad]);
     },

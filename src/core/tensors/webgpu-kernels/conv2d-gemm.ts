@@ -56,19 +56,23 @@ function convUniforms(info: tf.backend_util.Conv2DInfo): Array<{ type: string; d
 
 /** A: dy gathered at the output position each (input pixel, filter tap) came from; B: filter [kh,kw,co,ci]. */
 const INPUT_GRADIENT_OPERANDS = `
-  fn loadA(row : i32, r : i32) -> f32 {
+  fn rowCoords(row : i32) -> vec4<i32> {
     let plane = uniforms.inHeight * uniforms.inWidth;
     let b = row / plane;
     let p = row - b * plane;
     let ih = p / uniforms.inWidth;
-    let iw = p - ih * uniforms.inWidth;
+    return vec4<i32>(b, ih + uniforms.padTop, p - ih * uniforms.inWidth + uniforms.padLeft, 0);
+  }
+  fn depthCoords(r : i32) -> vec4<i32> {
     let tapSize = uniforms.filterWidth * uniforms.outChannels;
     let kh = r / tapSize;
     let rest = r - kh * tapSize;
     let kw = rest / uniforms.outChannels;
-    let co = rest - kw * uniforms.outChannels;
-    let th = ih + uniforms.padTop - kh;
-    let tw = iw + uniforms.padLeft - kw;
+    return vec4<i32>(kh, kw, rest - kw * uniforms.outChannels, 0);
+  }
+  fn loadA(rc : vec4<i32>, dc : vec4<i32>) -> f32 {
+    let th = rc.y - dc.x;
+    let tw = rc.z - dc.y;
     if (th < 0 || tw < 0) {
       return 0.0;
     }
@@ -77,7 +81,7 @@ const INPUT_GRADIENT_OPERANDS = `
     if (oh * uniforms.strideHeight != th || ow * uniforms.strideWidth != tw || oh >= uniforms.outHeight || ow >= uniforms.outWidth) {
       return 0.0;
     }
-    return dy[((b * uniforms.outHeight + oh) * uniforms.outWidth + ow) * uniforms.outChannels + co];
+    return dy[((rc.x * uniforms.outHeight + oh) * uniforms.outWidth + ow) * uniforms.outChannels + dc.z];
   }
   fn loadB(r : i32, col : i32) -> f32 {
     return weightsT[r * uniforms.inChannels + col];
@@ -86,23 +90,28 @@ const INPUT_GRADIENT_OPERANDS = `
 
 /** A: im2col of x; B: the filter [kh,kw,ci,co] as rows (kh,kw,ci). */
 const FORWARD_OPERANDS = `
-  fn loadA(row : i32, r : i32) -> f32 {
+  fn rowCoords(row : i32) -> vec4<i32> {
     let plane = uniforms.outHeight * uniforms.outWidth;
     let b = row / plane;
     let p = row - b * plane;
     let oh = p / uniforms.outWidth;
     let ow = p - oh * uniforms.outWidth;
+    return vec4<i32>(b, oh * uniforms.strideHeight - uniforms.padTop, ow * uniforms.strideWidth - uniforms.padLeft, 0);
+  }
+  fn depthCoords(r : i32) -> vec4<i32> {
     let tapSize = uniforms.filterWidth * uniforms.inChannels;
     let kh = r / tapSize;
     let rest = r - kh * tapSize;
     let kw = rest / uniforms.inChannels;
-    let ci = rest - kw * uniforms.inChannels;
-    let ih = oh * uniforms.strideHeight - uniforms.padTop + kh * uniforms.dilationHeight;
-    let iw = ow * uniforms.strideWidth - uniforms.padLeft + kw * uniforms.dilationWidth;
+    return vec4<i32>(kh * uniforms.dilationHeight, kw * uniforms.dilationWidth, rest - kw * uniforms.inChannels, 0);
+  }
+  fn loadA(rc : vec4<i32>, dc : vec4<i32>) -> f32 {
+    let ih = rc.y + dc.x;
+    let iw = rc.z + dc.y;
     if (ih < 0 || iw < 0 || ih >= uniforms.inHeight || iw >= uniforms.inWidth) {
       return 0.0;
     }
-    return x[((b * uniforms.inHeight + ih) * uniforms.inWidth + iw) * uniforms.inChannels + ci];
+    return x[((rc.x * uniforms.inHeight + ih) * uniforms.inWidth + iw) * uniforms.inChannels + dc.z];
   }
   fn loadB(r : i32, col : i32) -> f32 {
     return weights[r * uniforms.outChannels + col];

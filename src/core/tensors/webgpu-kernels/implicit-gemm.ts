@@ -30,9 +30,12 @@ export class ImplicitGemmProgram implements WebGPUProgram {
   workgroupSize: [number, number, number] = [16, 16, 1];
 
   /**
-   * `operands` are WGSL defining `fn loadA(row : i32, r : i32) -> f32` and `fn loadB(r : i32, col :
-   * i32) -> f32`, called only with row < rows, col < cols and r < depth; `uniforms` declares the
-   * fields they read (after gemmRows, gemmCols, gemmDepth, gemmSteps, which come first).
+   * `operands` is WGSL defining, for rows < rows, r < depth and col < cols:
+   *   fn rowCoords(row : i32) -> vec4<i32>   what loadA needs of a row (once per row per workgroup)
+   *   fn depthCoords(r : i32) -> vec4<i32>   what loadA needs of r (once per step per thread)
+   *   fn loadA(rc : vec4<i32>, dc : vec4<i32>) -> f32
+   *   fn loadB(r : i32, col : i32) -> f32
+   * `uniforms` declares the fields they read (gemmRows, gemmCols, gemmDepth, gemmSteps come first).
    */
   constructor(
     readonly shape: ImplicitGemmShape,
@@ -56,8 +59,9 @@ export class ImplicitGemmProgram implements WebGPUProgram {
 
   getUserCode(): string {
     return `
-      var<workgroup> tileA : array<f32, ${TILE_R * GEMM_TILE}>;
-      var<workgroup> tileB : array<f32, ${TILE_R * GEMM_TILE}>;
+      // A staged as [row][r] (16 consecutive threads write one row's 16 values of r), B as [r][col / 4].
+      var<workgroup> tileA : array<f32, ${GEMM_TILE * TILE_R}>;
+      var<workgroup> tileB : array<vec4<f32>, ${(TILE_R * GEMM_TILE) / 4}>;
 
       ${this.operands}
 
@@ -68,36 +72,49 @@ export class ImplicitGemmProgram implements WebGPUProgram {
         let colBase = i32(workgroupId.x) * ${GEMM_TILE};
         let rowBase = i32(workgroupId.y) * ${GEMM_TILE};
 
-        // Staging: A by (row t / 4, four r from 4·(t % 4)), B by (r t / 16, four columns from 4·(t % 16)).
-        let aRow = rowBase + t / 4;
-        let aR = (t % 4) * 4;
-        let bR = t / 16;
-        let bCol = colBase + (t % 16) * 4;
+        // A: rows aRow + 16·e (e < 4), r = aR; B: r = bR + 4·e, column bCol.
+        let aR = t % 16;
+        let aRow = t / 16;
+        var rowC : array<vec4<i32>, 4>;
+        var rowOk : array<bool, 4>;
+        for (var e = 0; e < 4; e++) {
+          let row = rowBase + aRow + 16 * e;
+          rowOk[e] = row < uniforms.gemmRows;
+          if (rowOk[e]) {
+            rowC[e] = rowCoords(row);
+          }
+        }
+        let bR = t / ${GEMM_TILE};
+        let bLocal = t % ${GEMM_TILE};
+        let bCol = colBase + bLocal;
 
         var acc : array<vec4<f32>, 4>;
         for (var step = 0; step < uniforms.gemmSteps; step++) {
           let r0 = step * ${TILE_R};
+          let r = r0 + aR;
+          let rOk = r < uniforms.gemmDepth;
+          var dc = vec4<i32>(0);
+          if (rOk) {
+            dc = depthCoords(r);
+          }
           for (var e = 0; e < 4; e++) {
-            let r = r0 + aR + e;
             var a = 0.0;
-            if (aRow < uniforms.gemmRows && r < uniforms.gemmDepth) {
-              a = loadA(aRow, r);
+            if (rOk && rowOk[e]) {
+              a = loadA(rowC[e], dc);
             }
-            tileA[(aR + e) * ${GEMM_TILE} + t / 4] = a;
-            let rb = r0 + bR;
-            let col = bCol + e;
+            tileA[(aRow + 16 * e) * ${TILE_R} + aR] = a;
+            let rb = r0 + bR + 4 * e;
             var b = 0.0;
-            if (rb < uniforms.gemmDepth && col < uniforms.gemmCols) {
-              b = loadB(rb, col);
+            if (rb < uniforms.gemmDepth && bCol < uniforms.gemmCols) {
+              b = loadB(rb, bCol);
             }
-            tileB[bR * ${GEMM_TILE} + (t % 16) * 4 + e] = b;
+            tileB[(bR + 4 * e) * ${GEMM_TILE / 4} + bLocal / 4][bLocal % 4] = b;
           }
           workgroupBarrier();
           for (var rr = 0; rr < ${TILE_R}; rr++) {
-            let ai = rr * ${GEMM_TILE} + ty * 4;
-            let bi = rr * ${GEMM_TILE} + tx * 4;
-            let av = vec4<f32>(tileA[ai], tileA[ai + 1], tileA[ai + 2], tileA[ai + 3]);
-            let bv = vec4<f32>(tileB[bi], tileB[bi + 1], tileB[bi + 2], tileB[bi + 3]);
+            let ai = ty * 4 * ${TILE_R} + rr;
+            let av = vec4<f32>(tileA[ai], tileA[ai + ${TILE_R}], tileA[ai + ${2 * TILE_R}], tileA[ai + ${3 * TILE_R}]);
+            let bv = tileB[rr * ${GEMM_TILE / 4} + tx];
             acc[0] += av.x * bv;
             acc[1] += av.y * bv;
             acc[2] += av.z * bv;
