@@ -81,7 +81,7 @@ export function makeWorkload(bm: BenchModel, work: Work, seed: number, options: 
     step: async () => {
       const { value, grad } = tf.valueAndGrad(lossOf)(images);
       // assign shares the new tensor's data; the tensor itself is still ours to dispose.
-      const next = tf.tidy(() => tf.sub(images, tf.mul(grad, LEARNING_RATE)));
+      const next = tf.tidy(() => tf.sub(images, tf.mul(grad, LEARNING_RATE))) as tf.Tensor4D;
       images.assign(next);
       next.dispose();
       await value.data();
