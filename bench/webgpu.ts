@@ -35,7 +35,7 @@ import { repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
 import { BENCH_MODELS, makeWorkload, WORK_LABEL, WORKS, type BenchModel, type Work } from './support/steps';
 import { printTable, type Cell } from './support/table';
-import { timeSteps, type StepTiming } from './support/timing';
+import { median, pooledTiming, timeSteps, type StepTiming } from './support/timing';
 
 function log(message: string): void {
   process.stderr.write(`[bench:webgpu] ${message}\n`);
@@ -180,10 +180,24 @@ interface KernelTiming {
 
 const TIMED_KERNELS = [tf.Conv2D, tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter] as const;
 
-async function timeKernelCalls(run: () => tf.Tensor, repeats: number): Promise<number> {
+/**
+ * GPU ms per call of `kernel` from the device's timestamps (tf.profile's kernelTimeMs, which covers
+ * every program the kernel runs), median over `repeats` calls after one warm-up; wall-clock ms per call
+ * of queued calls when the device has no timestamp queries (then fresh output buffers are in it too).
+ */
+async function timeKernelCalls(kernel: string, run: () => tf.Tensor, repeats: number): Promise<number> {
   const first = run();
   await first.data();
   first.dispose();
+  const profile = await tf.profile(async () => {
+    for (let i = 0; i < repeats; i++) {
+      const out = run();
+      await out.data();
+      out.dispose();
+    }
+  });
+  const gpuMs = profile.kernels.filter((k) => k.name === kernel).map((k) => k.kernelTimeMs);
+  if (gpuMs.length > 0 && gpuMs.every((ms): ms is number => typeof ms === 'number' && ms > 0)) return median(gpuMs);
   const results: tf.Tensor[] = [];
   const start = process.hrtime.bigint();
   for (let i = 0; i < repeats; i++) results.push(run());
@@ -211,14 +225,14 @@ async function timeConvKernels(repeats: number): Promise<KernelTiming[]> {
     for (const kernel of TIMED_KERNELS) {
       const ms: Record<string, number> = {};
       restoreShippedWebgpuKernels([kernel]);
-      ms.shipped = await timeKernelCalls(calls[kernel], repeats);
+      ms.shipped = await timeKernelCalls(kernel, calls[kernel], repeats);
       if (kernel === tf.Conv2DBackpropInput) {
         tf.env().set('WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE', false);
-        ms['shipped (matmul program)'] = await timeKernelCalls(calls[kernel], repeats);
+        ms['shipped (matmul program)'] = await timeKernelCalls(kernel, calls[kernel], repeats);
         tf.env().set('WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE', true);
       }
       useCondenseWebgpuKernels([kernel]);
-      ms.Condense = await timeKernelCalls(calls[kernel], repeats);
+      ms.Condense = await timeKernelCalls(kernel, calls[kernel], repeats);
       rows.push({ kernel, shape: s.label, gflop, ms });
     }
     tf.dispose([x, dy, w]);
@@ -310,7 +324,8 @@ async function profileStep(bm: BenchModel, work: Work, seed: number): Promise<Ar
 async function main(): Promise<void> {
   const options = new Command()
     .option('--steps <n>', 'timed steps per measurement', '10')
-    .option('--warmup <n>', 'untimed steps before timing', '3')
+    .option('--warmup <n>', 'untimed steps before timing (in each round)', '3')
+    .option('--rounds <n>', 'rounds over the configurations; steps are split between them', '3')
     .option('--models <list>', 'models', 'resnet18,resnet20')
     .option('--python <path>', 'Python with torch and CUDA', 'python3')
     .option('--no-torch', 'skip PyTorch')
@@ -320,7 +335,7 @@ async function main(): Promise<void> {
     .option('--profile', 'per-kernel GPU times of one step of each model and work (needs CONDENSE_WEBGPU_DAWN_OPTIONS=enable-dawn-features=allow_unsafe_apis)')
     .option('--seed <n>', 'seed of weights and data', '0')
     .parse()
-    .opts<{ steps: string; warmup: string; models: string; python: string; torch: boolean; checks: boolean; kernelRepeats: string; configurations: string; profile?: boolean; seed: string }>();
+    .opts<{ steps: string; warmup: string; rounds: string; models: string; python: string; torch: boolean; checks: boolean; kernelRepeats: string; configurations: string; profile?: boolean; seed: string }>();
   const steps = Number(options.steps);
   const warmup = Number(options.warmup);
   const seed = Number(options.seed);
@@ -342,7 +357,7 @@ async function main(): Promise<void> {
   const kernelTimes = Number(options.kernelRepeats) > 0 ? await timeConvKernels(Number(options.kernelRepeats)) : [];
   if (kernelTimes.length > 0) {
     printTable(
-      'conv kernels alone, CIFAR ResNet-18 shapes (batch 128): ms per call (TFLOP/s)',
+      'conv kernels alone, CIFAR ResNet-18 shapes (batch 128): GPU ms per call from device timestamps (TFLOP/s)',
       ['kernel', 'conv', 'GFLOP', 'shipped', 'shipped, matmul program', 'Condense', 'speed-up over shipped'],
       kernelTimes.map((r) => {
         const cell = (ms: number | undefined) => (ms === undefined ? undefined : `${ms.toFixed(2)} (${(r.gflop / ms).toFixed(1)})`);
@@ -358,28 +373,42 @@ async function main(): Promise<void> {
     if (c === undefined) throw new Error(`unknown configuration '${i}'; use 0-${CONFIGURATIONS.length - 1}`);
     return c;
   });
-  const results: StepResult[] = [];
-  for (const c of configurations) {
-    configure(backend, c);
-    for (const bm of models) {
-      for (const work of WORKS) {
-        log(`${c.label}: ${bm.id} ${work}`);
-        const workload = makeWorkload(bm, work, seed);
-        const errorsBefore = webgpuErrorCount();
-        await timeSteps(workload.step, 0, warmup);
-        const before = tf.memory().numTensors;
-        const timing = { ...(await timeSteps(workload.step, steps, 0)), warmup };
-        const leaked = tf.memory().numTensors - before;
-        workload.dispose();
-        if (leaked !== 0) log(`warning: ${leaked} tensors left after ${steps} steps`);
-        // Errors are reported asynchronously: wait for the queue before counting them.
-        await tf.tidy(() => tf.zeros([1]).add(1)).data();
-        const deviceErrors = webgpuErrorCount() - errorsBefore;
-        if (deviceErrors > 0) log(`${deviceErrors} GPU device errors during ${c.label} ${bm.id} ${work}: timing invalid`);
-        results.push({ configuration: c.label, model: bm.id, work, timing, deviceErrors });
+  // Rounds: every configuration's steps in turn, `rounds` times, pooled afterwards, so that drift of the
+  // machine over the run (seen: the same kernels 57 ms early in a run and 104 ms late) falls on all.
+  const rounds = Math.max(1, Math.min(Number(options.rounds), steps));
+  const parts = new Map<string, StepResult[]>();
+  for (let round = 0; round < rounds; round++) {
+    const stepsInRound = Math.floor(steps / rounds) + (round < steps % rounds ? 1 : 0);
+    for (const c of configurations) {
+      configure(backend, c);
+      for (const bm of models) {
+        for (const work of WORKS) {
+          log(`round ${round + 1}/${rounds}, ${c.label}: ${bm.id} ${work}`);
+          const workload = makeWorkload(bm, work, seed);
+          const errorsBefore = webgpuErrorCount();
+          await timeSteps(workload.step, 0, warmup);
+          const before = tf.memory().numTensors;
+          const timing = { ...(await timeSteps(workload.step, stepsInRound, 0)), warmup };
+          const leaked = tf.memory().numTensors - before;
+          workload.dispose();
+          if (leaked !== 0) log(`warning: ${leaked} tensors left after ${stepsInRound} steps`);
+          // Errors are reported asynchronously: wait for the queue before counting them.
+          const probe = tf.tidy(() => tf.add(tf.zeros([1]), 1));
+          await probe.data();
+          probe.dispose();
+          const deviceErrors = webgpuErrorCount() - errorsBefore;
+          if (deviceErrors > 0) log(`${deviceErrors} GPU device errors during ${c.label} ${bm.id} ${work}: timing invalid`);
+          const key = `${c.label}/${bm.id}/${work}`;
+          parts.set(key, [...(parts.get(key) ?? []), { configuration: c.label, model: bm.id, work, timing, deviceErrors }]);
+        }
       }
     }
   }
+  const results: StepResult[] = [...parts.values()].map((p) => ({
+    ...p[0],
+    timing: pooledTiming(p.map((r) => r.timing)),
+    deviceErrors: p.reduce((n, r) => n + r.deviceErrors, 0),
+  }));
   configure(backend, CONFIGURATIONS[DEFAULT_CONFIGURATION]);
 
   const torchSteps = Math.max(steps, 20);
@@ -405,7 +434,7 @@ async function main(): Promise<void> {
     ];
   });
   printTable(
-    `ms per step on webgpu (${info.detail}), median of ${steps} after ${warmup} warm-up; PyTorch CUDA ${torch?.torch ?? 'not run'} ${torch?.device ?? ''}, median of ${torchSteps} after ${torchWarmup}`,
+    `ms per step on webgpu (${info.detail}), median of ${steps} (${rounds} rounds over the configurations, ${warmup} warm-up each); PyTorch CUDA ${torch?.torch ?? 'not run'} ${torch?.device ?? ''}, median of ${torchSteps} after ${torchWarmup}`,
     ['configuration', 'model', 'work', 'tfjs ms', 'tfjs min ms', 'PyTorch ms (default, TF32 convs)', 'ratio', 'PyTorch ms (fp32)', 'ratio fp32', 'GPU errors'],
     rows,
     [0, 0, 0, 1, 1, 2, 1, 2, 1, 0],
@@ -441,7 +470,7 @@ async function main(): Promise<void> {
 
   const errors = webgpuErrors();
   if (errors.length > 0) log(`${errors.length} GPU device errors in this run; first: ${errors[0]}`);
-  const target = writeBenchResults('webgpu', seed, { checks, convKernels: kernelTimes, steps: results, torch, torchFp32, targets, profiles, deviceErrors: errors }, { backend: info, steps, warmup });
+  const target = writeBenchResults('webgpu', seed, { checks, convKernels: kernelTimes, steps: results, torch, torchFp32, targets, profiles, deviceErrors: errors }, { backend: info, steps, warmup, rounds });
   log(`results written to ${target}`);
   if (checks.some((c) => !c.ok) || errors.length > 0) process.exitCode = 1;
 }
