@@ -2,15 +2,17 @@ import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { kernelInput, runKernelOn } from '../kernel-calls';
 import { ImplicitGemmProgram } from './implicit-gemm';
+import { shippedWebgpuKernelFunc } from './shipped';
 
 /**
- * Conv2D and its input gradient on webgpu as implicit matrix products (implicit-gemm.ts).
+ * Conv2D's input gradient on webgpu as an implicit matrix product (implicit-gemm.ts).
  *
  * tfjs-backend-webgpu 4.22 runs Conv2DBackpropInput with a naive program by default (one thread per
  * input element looping over the filter): 44–51% of a ResNet-18 training or input-gradient step on
  * an H200. Here dx[(b,ih,iw), ci] = Σ_{(kh,kw,co)} dy[b, (ih+pad−kh)/s, (iw+pad−kw)/s, co] · W[kh,kw,ci,co]
  * over the positions where the division is exact, read from dy in place, with the filter transposed
- * once to [kh,kw,co,ci] so its rows are contiguous.
+ * once to [kh,kw,co,ci] so its rows are contiguous. Used where it measured faster (useGemmInputGradient);
+ * elsewhere the shipped kernel runs.
  */
 
 type Pair = [number, number];
@@ -21,14 +23,6 @@ interface Conv2DBackpropInputAttrs {
   strides: Pair | number;
   pad: Pad;
   dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
-
-interface Conv2DAttrs {
-  strides: Pair | number;
-  pad: Pad;
-  dataFormat: 'NHWC' | 'NCHW';
-  dilations: Pair | number;
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
@@ -88,35 +82,15 @@ const INPUT_GRADIENT_OPERANDS = `
   }
 `;
 
-/** A: im2col of x; B: the filter [kh,kw,ci,co] as rows (kh,kw,ci). */
-const FORWARD_OPERANDS = `
-  fn rowCoords(row : i32) -> vec4<i32> {
-    let plane = uniforms.outHeight * uniforms.outWidth;
-    let b = row / plane;
-    let p = row - b * plane;
-    let oh = p / uniforms.outWidth;
-    let ow = p - oh * uniforms.outWidth;
-    return vec4<i32>(b, oh * uniforms.strideHeight - uniforms.padTop, ow * uniforms.strideWidth - uniforms.padLeft, 0);
-  }
-  fn depthCoords(r : i32) -> vec4<i32> {
-    let tapSize = uniforms.filterWidth * uniforms.inChannels;
-    let kh = r / tapSize;
-    let rest = r - kh * tapSize;
-    let kw = rest / uniforms.inChannels;
-    return vec4<i32>(kh * uniforms.dilationHeight, kw * uniforms.dilationWidth, rest - kw * uniforms.inChannels, 0);
-  }
-  fn loadA(rc : vec4<i32>, dc : vec4<i32>) -> f32 {
-    let ih = rc.y + dc.x;
-    let iw = rc.z + dc.y;
-    if (ih < 0 || iw < 0 || ih >= uniforms.inHeight || iw >= uniforms.inWidth) {
-      return 0.0;
-    }
-    return x[((rc.x * uniforms.inHeight + ih) * uniforms.inWidth + iw) * uniforms.inChannels + dc.z];
-  }
-  fn loadB(r : i32, col : i32) -> f32 {
-    return weights[r * uniforms.outChannels + col];
-  }
-`;
+/**
+ * Where the implicit product beats the shipped kernel (H200, CIFAR ResNet-18 shapes, device
+ * timestamps, bench:webgpu): stride 1 with 16 or more input channels, 1.5–2.3× faster. With stride 2
+ * three quarters of its reduction are zeros (0.3× the shipped kernel's speed), and with few input
+ * channels most of its 64-wide column tiles are empty (0.5× on the 3-channel stem).
+ */
+export function useGemmInputGradient(info: tf.backend_util.Conv2DInfo): boolean {
+  return info.strideHeight === 1 && info.strideWidth === 1 && info.inChannels >= 16;
+}
 
 function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DBackpropInputAttrs }): tf.TensorInfo {
   const { backend, attrs } = args;
@@ -135,6 +109,7 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: Web
     false,
     'channelsLast',
   );
+  if (!useGemmInputGradient(info)) return shippedWebgpuKernelFunc(tf.Conv2DBackpropInput)(args as never) as tf.TensorInfo;
   const filterT = runKernelOn('webgpu', backend, tf.Transpose, { x: filter }, { perm: [0, 1, 3, 2] });
   const program = new ImplicitGemmProgram(
     { rows: info.batchSize * info.inHeight * info.inWidth, cols: info.inChannels, depth: info.filterHeight * info.filterWidth * info.outChannels },
@@ -150,45 +125,8 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: Web
   return out;
 }
 
-/** Plain Conv2D (no bias or activation: the input-only gradient path and benchmarks call it). */
-function conv2D(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DAttrs }): tf.TensorInfo {
-  const { backend, attrs } = args;
-  const x = kernelInput(args.inputs, 'x', tf.Conv2D);
-  const filter = kernelInput(args.inputs, 'filter', tf.Conv2D);
-  if (attrs.dataFormat !== 'NHWC') {
-    throw new Error(`webgpu Conv2D (Condense) supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    attrs.strides,
-    attrs.dilations,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  const program = new ImplicitGemmProgram(
-    { rows: info.batchSize * info.outHeight * info.outWidth, cols: info.outChannels, depth: info.filterHeight * info.filterWidth * info.inChannels },
-    ['x', 'weights'],
-    'conv2d_forward',
-    CONV_UNIFORMS,
-    FORWARD_OPERANDS,
-  );
-  const flat = backend.runWebGPUProgram(program, [x, filter], 'float32', [...program.gemmUniforms(), ...convUniforms(info)]);
-  const out = runKernelOn('webgpu', backend, tf.Reshape, { x: flat }, { shape: info.outShape });
-  backend.disposeData(flat.dataId);
-  return out;
-}
-
 export const conv2DBackpropInputConfig: tf.KernelConfig = {
   kernelName: tf.Conv2DBackpropInput,
   backendName: 'webgpu',
   kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc,
-};
-
-export const conv2DConfig: tf.KernelConfig = {
-  kernelName: tf.Conv2D,
-  backendName: 'webgpu',
-  kernelFunc: conv2D as unknown as tf.KernelFunc,
 };

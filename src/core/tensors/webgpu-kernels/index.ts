@@ -3,7 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { Logger } from '../../logging/logger';
 import { addNConfig } from './add-n';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
-import { conv2DBackpropInputConfig, conv2DConfig } from './conv2d-gemm';
+import { conv2DBackpropInputConfig } from './conv2d-gemm';
 import { rememberShippedWebgpuKernel, shippedWebgpuKernel, shippedWebgpuKernels } from './shipped';
 import { useQueueWriteUploads, useShippedUploads } from './upload';
 
@@ -13,7 +13,7 @@ export { useQueueWriteUploads, useShippedUploads };
 export const WEBGPU_KERNELS_TFJS_VERSION = '4.22.0';
 
 /** Faster exact replacements of kernels tfjs-backend-webgpu 4.22 ships. */
-export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, conv2DConfig, addNConfig];
+export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, addNConfig];
 
 export { shippedWebgpuKernel };
 
