@@ -31,7 +31,7 @@ import { initTensorBackend, prepareWasmBackend, type TensorBackendInfo } from '.
 import { repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
 import { printTable, type Cell } from './support/table';
-import { BENCH_MODELS, makeWorkload, WORK_LABEL, WORKS, type BenchModel, type Work } from './support/steps';
+import { BENCH_MODELS, CPU_BENCH_MODEL_IDS, makeWorkload, WORK_LABEL, WORKS, type BenchModel, type Work } from './support/steps';
 import { pooledTiming, timeSteps, type StepTiming } from './support/timing';
 
 const MODELS = BENCH_MODELS;
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
     .option('--cpu-steps <n>', 'timed steps of LeNet on the cpu backend (after 1 warm-up)', '3')
     .option('--cpu-resnet-steps <n>', 'timed steps of ResNet-20 on the cpu backend (no warm-up); 0 skips it', '0')
     .option('--backends <list>', `TF.js backends to try, of ${BACKEND_NAMES.join(',')}; default: the best available, wasm and cpu`)
-    .option('--models <list>', 'models', MODELS.map((m) => m.id).join(','))
+    .option('--models <list>', `models, of ${MODELS.map((m) => m.id).join(',')}`, CPU_BENCH_MODEL_IDS.join(','))
     .option('--torch-threads <list>', 'PyTorch thread counts', '1,2')
     .option('--no-torch', 'skip PyTorch')
     .option('--seed <n>', 'seed of weights and data', '0')
@@ -286,8 +286,8 @@ function cpuTargets(tfjs: TfjsResult[], torch2: TorchRun | undefined, workers: W
 
 /** The GPU rows of the targets, which this benchmark cannot time on a machine without a GPU backend. */
 const GPU_TARGET_ROWS: Cell[][] = [
-  ['CIFAR ResNet-18 (batch 128): input-gradient step on webgpu', 'GPU host only', undefined, undefined, undefined, '≤ 3', 'not run here'],
-  ['CIFAR ResNet-18 (batch 128): training step on webgpu', 'GPU host only', undefined, undefined, undefined, '≤ 10', 'not run here'],
+  ['CIFAR ResNet-18 (batch 128): input-gradient step on webgpu', 'GPU host: npm run bench:webgpu', undefined, undefined, undefined, '≤ 3', 'see bench/results/webgpu.json'],
+  ['CIFAR ResNet-18 (batch 128): training step on webgpu', 'GPU host: npm run bench:webgpu', undefined, undefined, undefined, '≤ 10', 'see bench/results/webgpu.json'],
 ];
 
 async function canUse(name: BackendName): Promise<boolean> {

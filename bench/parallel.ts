@@ -31,7 +31,7 @@ import { createOptimizer, trainableParams } from '../src/core/training/optimizer
 import { crossEntropy } from '../src/core/training/trainer';
 import { machineInfo, repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
-import { BENCH_MODELS, type BenchModel } from './support/steps';
+import { BENCH_MODELS, CPU_BENCH_MODEL_IDS, type BenchModel } from './support/steps';
 import { type Cell, printTable } from './support/table';
 import { median, type StepTiming } from './support/timing';
 
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
   const options = new Command()
     .option('--steps <n>', 'timed steps (inversion: timed rounds) per measurement', '10')
     .option('--resnet-steps <n>', 'timed ResNet-20 training steps per runner', '5')
-    .option('--models <list>', 'models whose training step is timed', Object.keys(TRAIN_MODELS).join(','))
+    .option('--models <list>', `models whose training step is timed, of ${Object.keys(TRAIN_MODELS).join(',')}`, CPU_BENCH_MODEL_IDS.join(','))
     .option('--warmup <n>', 'untimed steps before timing', '2')
     .option('--round <n>', 'inversion iterations per timed round', '5')
     .option('--iterations <n>', 'iterations per synthesis batch (throughput)', '20')

@@ -10,12 +10,12 @@ import { Command } from 'commander';
 import type { BackendName } from '../src/core/config/config';
 import { initTensorBackend } from '../src/core/tensors/backend';
 import { printTable } from './support/table';
-import { BENCH_MODELS, makeWorkload, WORKS, type Work } from './support/steps';
+import { BENCH_MODELS, CPU_BENCH_MODEL_IDS, makeWorkload, WORKS, type Work } from './support/steps';
 
 async function main(): Promise<void> {
   const options = new Command()
     .option('--backend <name>', 'TF.js backend', 'wasm')
-    .option('--models <list>', 'models', BENCH_MODELS.map((m) => m.id).join(','))
+    .option('--models <list>', `models, of ${BENCH_MODELS.map((m) => m.id).join(',')}`, CPU_BENCH_MODEL_IDS.join(','))
     .option('--works <list>', 'works', WORKS.join(','))
     .option('--warmup <n>', 'untimed steps first', '2')
     .option('--top <n>', 'kernels listed per workload', '15')

@@ -65,6 +65,37 @@ describe('trainClassifier mechanics', () => {
     model.dispose();
   });
 
+  it('hands scalars kept by the loss (batch.keepMetric) to onStep, read after the step, with memory flat', async () => {
+    const model = buildModel(student, 0);
+    const start = tf.memory().numTensors;
+    const seen: Array<{ loss: number; extra?: Record<string, number> }> = [];
+    const counts: number[] = [];
+    await trainClassifier(model, small(), { ...sgd, batchSize: 16 }, {
+      batchLoss: (batch) => {
+        const logits = model.apply(batch.images, { training: true }) as tf.Tensor2D;
+        const ce = crossEntropy(logits, batch.labels);
+        const half = tf.mul(ce, 0.5) as tf.Scalar;
+        batch.keepMetric('ce', ce);
+        batch.keepMetric('half', half);
+        // Keeping a name twice keeps the last value.
+        batch.keepMetric('half', half);
+        return ce;
+      },
+      onStep: (_step, _total, m) => {
+        seen.push({ loss: m.loss, extra: m.extra });
+        counts.push(tf.memory().numTensors);
+      },
+    });
+    expect(seen).toHaveLength(8);
+    for (const s of seen) {
+      expect(s.extra?.ce).toBeCloseTo(s.loss, 5);
+      expect(s.extra?.half).toBeCloseTo(s.loss / 2, 5);
+    }
+    expect(new Set(counts).size).toBe(1);
+    expect(tf.memory().numTensors).toBe(start);
+    model.dispose();
+  });
+
   it('runs BatchNorm in training mode and updates its moving statistics with momentum 0.9', async () => {
     const data = mnistSample(0, 16);
     const model = buildModel(student, 0);

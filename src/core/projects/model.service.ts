@@ -188,7 +188,7 @@ export class ModelService {
         warmupSteps: options.warmupSteps,
         augment: { flip: options.augmentFlip, cropPadding: options.augmentCropPadding },
         seed: options.seed,
-      }, { onStep: onStep ? (step, total, metrics) => onStep(step, total, { ...metrics }) : undefined });
+      }, { onStep: onStep ? (step, total, { extra: _extra, ...metrics }) => onStep(step, total, metrics) : undefined });
       const evaluation = await evaluateClassifier(handle.model, dataset.test);
       this.log.info({ model: modelName, top1: evaluation.top1, trainMs: summary.wallMs }, 'trained model');
       return await this.recordModel({

@@ -38,6 +38,11 @@ export interface TrainOptions {
 export interface TrainBatch {
   images: tf.Tensor4D;
   labels: tf.Tensor1D;
+  /**
+   * Keeps a scalar made inside the loss (a loss term, say) and reads it after the step, without a
+   * synchronous read (webgpu has none under Node); its value arrives in `onStep`'s `metrics.extra`.
+   */
+  keepMetric(name: string, value: tf.Scalar): void;
   /** Index of each batch image in the ImageSet (to look up teacher logits, contexts...). */
   indices: Int32Array;
 }
@@ -47,6 +52,8 @@ export interface TrainStepMetrics {
   lr: number;
   /** Training accuracy of the batch (present when the loss is the default cross-entropy). */
   accuracy?: number;
+  /** Scalars the loss kept with `batch.keepMetric`, by name. */
+  extra?: Record<string, number>;
 }
 
 export interface TrainHooks {
@@ -251,7 +258,12 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
         const lr = learningRateAt(step, totalSteps, options);
         const images = tf.tensor4d(batchImages, [batchSize, ...data.shape]);
         const labels = tf.tensor1d(batchLabels, 'int32');
-        const batch: TrainBatch = { images, labels, indices };
+        const kept = new Map<string, tf.Scalar>();
+        const keepMetric = (name: string, metric: tf.Scalar) => {
+          tf.dispose(kept.get(name));
+          kept.set(name, tf.keep(tf.clone(metric)));
+        };
+        const batch: TrainBatch = { images, labels, indices, keepMetric };
         let correct: tf.Scalar | undefined;
         let value: tf.Scalar | undefined;
         let grads: tf.NamedTensorMap = {};
@@ -268,11 +280,12 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
           tf.tidy(() => optimizer.step(variables.map((v) => grads[v.name] ?? tf.zerosLike(v)), lr));
           if (Object.keys(masks).length > 0) applyMasks(model, masks);
           const accuracy = correct ? (await correct.data())[0] / batchSize : undefined;
+          const extra = kept.size > 0 ? await readMetrics(kept) : undefined;
           losses.push(loss);
           epochLoss += loss;
           if (accuracy !== undefined) epochCorrect += accuracy;
           step += 1;
-          hooks.onStep?.(step, totalSteps, accuracy === undefined ? { loss, lr } : { loss, lr, accuracy });
+          hooks.onStep?.(step, totalSteps, { loss, lr, ...(accuracy === undefined ? {} : { accuracy }), ...(extra === undefined ? {} : { extra }) });
           if (hooks.checkpoint && step % hooks.checkpoint.every === 0 && step < totalSteps) {
             const epochEnds = b + 1 === stepsPerEpoch;
             const position: TrainerPosition = {
@@ -289,7 +302,7 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
             await saveTrainerCheckpoint(hooks.checkpoint, position, tracked, optimizer);
           }
         } finally {
-          tf.dispose([images, labels, ...(value ? [value] : []), ...(correct ? [correct] : []), ...Object.values(grads)]);
+          tf.dispose([images, labels, ...(value ? [value] : []), ...(correct ? [correct] : []), ...Object.values(grads), ...kept.values()]);
         }
         await yieldToEventLoop();
       }
@@ -306,4 +319,11 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
     ...(hooks.lossFn || hooks.batchLoss ? {} : { finalAccuracy: epochCorrect / stepsPerEpoch }),
     wallMs: performance.now() - started,
   };
+}
+
+/** The kept scalars' values, read asynchronously. */
+async function readMetrics(kept: Map<string, tf.Scalar>): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, t] of kept) out[name] = (await t.data())[0];
+  return out;
 }

@@ -129,13 +129,19 @@ async function distill(input: DistillationInput, config: DecAugConfig, ctx: Stag
         signal: ctx.signal,
         checkpoint: ctx.checkpoint,
         params: net.params(),
-        onStep: (step, total, m) => ctx.report({ step, total, metrics: { loss: m.loss, lr: m.lr } }),
+        onStep: (step, total, m) => {
+          if (m.extra) Object.assign(last, m.extra);
+          ctx.report({ step, total, metrics: { loss: m.loss, lr: m.lr } });
+        },
         batchLoss: (batch) => {
           const contexts = tf.tensor1d(Int32Array.from(batch.indices, (i) => contextsOf[i]), 'int32');
           // One U(0,1) draw per batch, as in the reference; fixed by the batch, so a resumed run draws the same.
           const scale = config.perturbation * uniformForBatch(augmentSeed, batch.indices);
           const parts = decAugLoss(net, batch.images, batch.labels, contexts, config, scale);
-          [last.final, last.category, last.context, last.orthogonality] = [parts.final, parts.category, parts.context, parts.orthogonality].map((t) => t.dataSync()[0]);
+          batch.keepMetric('final', parts.final);
+          batch.keepMetric('category', parts.category);
+          batch.keepMetric('context', parts.context);
+          batch.keepMetric('orthogonality', parts.orthogonality);
           if (config.kdWeight === 0) return parts.total;
           const teacherLogits = teacher.model.apply(batch.images, { training: false }) as tf.Tensor2D;
           const kd = tf.mul(softenedKlDivergence(parts.logits, teacherLogits, config.temperature), config.kdWeight * config.temperature ** 2);

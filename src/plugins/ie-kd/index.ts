@@ -189,6 +189,7 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
 
     // Stage 2: the student and its two encoders. The inheritance part's factor is pulled towards the
     // teacher's factor, the exploration part's factor pushed away from it.
+    const studentReport = report('student', aeSteps, aeSteps + mainSteps);
     let lastInherit = NaN;
     let lastExplore = NaN;
     const main = await trainClassifier(
@@ -207,7 +208,11 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
         params: [...trainableParams(student), ...trainableParams(inheritEncoder), ...trainableParams(exploreEncoder)],
         checkpointModels: [inheritEncoder, exploreEncoder],
         checkpoint: ctx.checkpoint && phaseCheckpoint(ctx.checkpoint, 1, saved, carry, aeSteps),
-        onStep: report('student', aeSteps, aeSteps + mainSteps),
+        onStep: (step, total, m) => {
+          lastInherit = m.extra?.inherit ?? lastInherit;
+          lastExplore = m.extra?.explore ?? lastExplore;
+          studentReport(step, total, m);
+        },
         batchLoss: (batch) => {
           const teacherFactor = stored
             ? tf.reshape(tf.gather(stored, tf.tensor1d(batch.indices, 'int32')), [batch.indices.length, ...factorShape])
@@ -217,9 +222,8 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
           const exploreFactor = exploreEncoder.apply(gatherChannels(feature, split.explore), { training: true }) as tf.Tensor;
           const inherit = inheritanceLoss(inheritFactor, teacherFactor, config.distance);
           const explore = explorationLoss(exploreFactor, teacherFactor, config.distance);
-          // Read back cheaply for the metrics (the values are tiny scalars).
-          lastInherit = inherit.dataSync()[0];
-          lastExplore = explore.dataSync()[0];
+          batch.keepMetric('inherit', inherit);
+          batch.keepMetric('explore', explore);
           const base = storedLogits
             ? kdLoss(logits as tf.Tensor2D, tf.gather(storedLogits, tf.tensor1d(batch.indices, 'int32')) as tf.Tensor2D, batch.labels, config.kd.temperature, config.kd.alpha)
             : crossEntropy(logits as tf.Tensor2D, batch.labels);

@@ -120,7 +120,7 @@ export function prepareTeacher(handle: ModelHandle): PreparedTeacher {
   if (!handle.model.layers.some(isBatchNorm)) {
     throw new PluginInputError(
       `natural-inversion needs a teacher with BatchNormalization layers (its loss matches their running statistics); ` +
-        `teacher ${handle.name} has none. Use a BN teacher (lenet5-bn, resnet-cifar, vgg-bn) or the noise plugin`,
+        `teacher ${handle.name} has none. Use a BN teacher (lenet5-bn, resnet-cifar, resnet-basic, vgg-bn) or the noise plugin`,
     );
   }
   try {

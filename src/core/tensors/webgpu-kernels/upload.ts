@@ -10,7 +10,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
  * but unsubmitted command reads it, and the queue orders the write before every later submit.
  */
 
-interface TensorData {
+export interface TensorData {
   values: ArrayLike<number> | null;
   dtype: string;
   shape: number[];
@@ -39,7 +39,7 @@ const shippedUploads = new WeakSet<object>();
 const BYTES_PER_ELEMENT = 4;
 
 /** The values as the 32-bit words the GPU buffer holds. */
-function gpuWords(data: TensorData): Float32Array | Int32Array {
+export function gpuWords(data: TensorData): Float32Array | Int32Array {
   const values = data.values!;
   if (data.dtype === 'float32') return values instanceof Float32Array ? values : Float32Array.from(values);
   return values instanceof Int32Array ? values : Int32Array.from(values);

@@ -1,0 +1,72 @@
+import * as tf from '@tensorflow/tfjs';
+import { filterGradientSplit } from '../../src/core/tensors/webgpu-kernels/conv2d-backprop-filter';
+import { useGemmInputGradient } from '../../src/core/tensors/webgpu-kernels/conv2d-gemm';
+import { gpuWords } from '../../src/core/tensors/webgpu-kernels/upload';
+
+/**
+ * The parts of the webgpu kernels that need no GPU. The kernels themselves are checked against the
+ * cpu backend by `npm run bench:webgpu` (forward, filter and input gradients on 8 shapes, AddN beyond
+ * the storage-buffer limit, uploads), on a GPU host or with CONDENSE_WEBGPU_SOFTWARE=1 on Mesa's
+ * lavapipe: Jest cannot load the ESM-only `webgpu` package, and CI machines have no Vulkan.
+ */
+
+describe('filterGradientSplit', () => {
+  // [m, k, co] of CIFAR ResNet-18 (batch 128) convs, LeNet's, and odd sizes.
+  const cases: Array<[number, number, number]> = [
+    [131072, 27, 64],
+    [131072, 576, 64],
+    [32768, 576, 128],
+    [2048, 4608, 512],
+    [50, 27, 5],
+    [4096, 288, 64],
+    [1, 9, 1],
+  ];
+
+  test.each(cases)('m %i, k %i, co %i: slices cover m exactly once, in whole steps of 16 rows', (m, k, co) => {
+    const { slices, rowsPerSlice } = filterGradientSplit(m, k, co);
+    expect(slices).toBeGreaterThanOrEqual(1);
+    expect(rowsPerSlice % 16).toBe(0);
+    expect(slices * rowsPerSlice).toBeGreaterThanOrEqual(m);
+    expect((slices - 1) * rowsPerSlice).toBeLessThan(m);
+  });
+
+  test('splits m only when the output has few 64×64 tiles, never below 256 rows a slice', () => {
+    // The stem's dW (27×64: one tile) over 131,072 rows: as many slices as fill ~512 workgroups.
+    expect(filterGradientSplit(131072, 27, 64)).toEqual({ slices: 512, rowsPerSlice: 256 });
+    // 512→512 (4608×512: 576 tiles) already fills the GPU.
+    expect(filterGradientSplit(2048, 4608, 512).slices).toBe(1);
+    // Few rows: no slice under 256 rows.
+    expect(filterGradientSplit(300, 27, 5).slices).toBe(1);
+  });
+});
+
+describe('useGemmInputGradient', () => {
+  const info = (x: [number, number, number, number], filter: [number, number, number, number], stride: number) =>
+    tf.backend_util.computeConv2DInfo(x, filter, stride, 1, 'same', undefined, false, 'channelsLast');
+
+  test('takes stride 1 with 16 or more input channels, leaves strided and few-channel convs to the shipped kernel', () => {
+    expect(useGemmInputGradient(info([128, 32, 32, 64], [3, 3, 64, 64], 1))).toBe(true);
+    expect(useGemmInputGradient(info([128, 4, 4, 512], [3, 3, 512, 512], 1))).toBe(true);
+    expect(useGemmInputGradient(info([128, 32, 32, 16], [3, 3, 16, 16], 1))).toBe(true);
+    expect(useGemmInputGradient(info([128, 32, 32, 64], [3, 3, 64, 128], 2))).toBe(false);
+    expect(useGemmInputGradient(info([128, 32, 32, 3], [3, 3, 3, 64], 1))).toBe(false);
+  });
+});
+
+describe('gpuWords (upload through queue.writeBuffer)', () => {
+  const data = (values: ArrayLike<number>, dtype: string) => ({ values, dtype, shape: [values.length], resource: null });
+
+  test('float32 values go up as they are, NaN, ±∞ and −0 included', () => {
+    const values = Float32Array.from([1.5, NaN, Infinity, -Infinity, -0]);
+    const words = gpuWords(data(values, 'float32'));
+    expect(words).toBe(values);
+  });
+
+  test('int32 and bool become the 32-bit integer words webgpu stores them as', () => {
+    expect(Array.from(gpuWords(data(Int32Array.from([0, -1, 2147483647]), 'int32')))).toEqual([0, -1, 2147483647]);
+    const bools = gpuWords(data(Uint8Array.from([1, 0, 1]), 'bool'));
+    expect(bools).toBeInstanceOf(Int32Array);
+    expect(Array.from(bools)).toEqual([1, 0, 1]);
+    expect(Array.from(gpuWords(data([2.5, 3], 'float32')))).toEqual([2.5, 3]);
+  });
+});
