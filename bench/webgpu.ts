@@ -126,6 +126,41 @@ async function kernelChecks(): Promise<CheckRow[]> {
       rows.push({ check: `conv2d ${part}: x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides} pad ${c.pad}`, error, tolerance: 1e-4, ok: error < 1e-4 });
     }
   }
+  // Central differences on webgpu itself: f(x, w) = Σ conv2d(x, w)·dy along a random direction of x and of w.
+  for (const [i, c] of [FILTER_CASES[1], FILTER_CASES[5]].entries()) {
+    const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+    const x = tf.tensor4d(gaussian(size(c.x), 400 + i), c.x);
+    const w = tf.tensor4d(gaussian(size(c.filter), 500 + i), c.filter);
+    const y = tf.conv2d(x, w, c.strides, c.pad);
+    const dy = tf.tensor(gaussian(y.size, 600 + i), y.shape);
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad), dy));
+    const [gx, gw] = tf.grads(f)([x, w]);
+    for (const [which, t, g] of [['input', x, gx], ['filter', w, gw]] as Array<[string, tf.Tensor, tf.Tensor]>) {
+      const d = tf.tidy(() => {
+        const v = tf.tensor(gaussian(t.size, 700 + i), t.shape);
+        return tf.div(v, tf.norm(v));
+      });
+      // f is linear in each argument, so central differences are exact for any step; a unit step keeps
+      // float32 cancellation in f(+) − f(−) small (sums of ~10^5 products).
+      const eps = 1;
+      const [plus, minus, analytic] = await Promise.all(
+        [
+          tf.tidy(() => (which === 'input' ? f(tf.add(x, tf.mul(d, eps)), w) : f(x, tf.add(w, tf.mul(d, eps))))),
+          tf.tidy(() => (which === 'input' ? f(tf.sub(x, tf.mul(d, eps)), w) : f(x, tf.sub(w, tf.mul(d, eps))))),
+          tf.tidy(() => tf.sum(tf.mul(g, d))),
+        ].map(async (s) => {
+          const v = (await s.data())[0];
+          s.dispose();
+          return v;
+        }),
+      );
+      const numeric = (plus - minus) / (2 * eps);
+      const error = Math.abs(analytic - numeric) / Math.max(Math.abs(numeric), 1);
+      rows.push({ check: `conv2d ${which} gradient vs central differences: x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides}`, error, tolerance: 1e-2, ok: error < 1e-2 });
+      d.dispose();
+    }
+    tf.dispose([x, w, y, dy, gx, gw]);
+  }
   // AddN of more terms than the device binds storage buffers (the BN-statistics loss of ResNet-18 sums 20).
   const terms = Array.from({ length: 23 }, (_, i) => tf.fill([300], i + 0.5));
   const sum = tf.addN(terms);

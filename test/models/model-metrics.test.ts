@@ -45,16 +45,16 @@ describe('LeNet-5-BN on 28×28×1 (hand-computed)', () => {
     model.dispose();
   });
 
-  it('measures the fraction of exactly-zero kernel weights (BN and biases excluded)', () => {
+  it('measures the fraction of exactly-zero kernel weights (BN and biases excluded)', async () => {
     const model = lenet();
-    expect(countSparsity(model)).toBe(0);
+    expect(await countSparsity(model)).toBe(0);
     const conv2 = model.getLayer('conv2');
     const [kernel] = conv2.getWeights();
     const zeroed = tf.tidy(() => tf.mul(kernel, tf.cast(tf.greater(tf.range(0, 2400).reshape(kernel.shape), 1199), 'float32')));
     conv2.setWeights([zeroed]);
     zeroed.dispose();
     const kernels = 150 + 2400 + 48000 + 10080 + 840;
-    expect(countSparsity(model)).toBeCloseTo(1200 / kernels, 12);
+    expect(await countSparsity(model)).toBeCloseTo(1200 / kernels, 12);
     model.dispose();
   });
 

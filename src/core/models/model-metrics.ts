@@ -112,13 +112,13 @@ export async function measureLatency(model: tf.LayersModel, options: LatencyOpti
   return { medianMs, batchSize, runs, backend: tf.getBackend() };
 }
 
-/** Fraction of conv/dense kernel weights that are exactly zero (0 when the model has no kernels). */
-export function countSparsity(model: tf.LayersModel): number {
+/** Fraction of conv/dense kernel weights that are exactly zero (0 when the model has no kernels). Reads asynchronously (webgpu cannot read synchronously under Node). */
+export async function countSparsity(model: tf.LayersModel): Promise<number> {
   let zeros = 0;
   let total = 0;
   for (const w of model.weights) {
     if (!isKernelWeight(w.originalName)) continue;
-    const values = w.read().dataSync();
+    const values = await w.read().data();
     total += values.length;
     for (let i = 0; i < values.length; i++) if (values[i] === 0) zeros += 1;
   }

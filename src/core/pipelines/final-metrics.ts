@@ -36,7 +36,7 @@ export async function measureFinalModel(
   }
   if (options.skipCost) return metrics;
   const params = countParams(handle.model);
-  const sparsity = countSparsity(handle.model);
+  const sparsity = await countSparsity(handle.model);
   metrics.params = params.total;
   metrics.sparsityMasked = handle.masks ? sparsity : 0;
   metrics.sparsityRemoved = 0;

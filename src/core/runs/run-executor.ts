@@ -26,6 +26,7 @@ import { RunCheckpoint } from '../records/run-checkpoint.entity';
 import { RunStage } from '../records/run-stage.entity';
 import { Run } from '../records/run.entity';
 import { currentBackendInfo } from '../tensors/backend';
+import { TensorDeviceError } from '../tensors/backend';
 import { TrainingDivergedError } from '../training/trainer';
 import { describeHardware } from './hardware';
 import { decodeImageSet, encodeImageSet } from './image-set-codec';
@@ -422,6 +423,9 @@ class ProgressPublisher {
 function describeFailure(error: unknown): { status: RunStatus; code: string; message: string } {
   if (error instanceof StageCancelledError) return { status: RunStatus.cancelled, code: 'CANCELLED', message: 'cancelled by request' };
   if (error instanceof TrainingDivergedError) return { status: RunStatus.failed, code: 'TRAINING_DIVERGED', message: error.message };
+  if (error instanceof TensorDeviceError) {
+    return { status: RunStatus.failed, code: 'DEVICE_ERROR', message: `${error.message}; run again, or with CONDENSE_BACKEND=wasm, and report it` };
+  }
   if (error instanceof PluginInputError || error instanceof PipelineValidationError || error instanceof InvalidInputError) {
     return { status: RunStatus.failed, code: 'BAD_USER_INPUT', message: error.message };
   }

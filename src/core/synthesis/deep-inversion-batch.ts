@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { throwIfDeviceErrors } from '../tensors/backend';
 import { SeededRandom } from '../random';
 import { inputGradientForward } from '../tensors/input-gradient';
 import { createOptimizer } from '../training/optimizers';
@@ -159,6 +160,7 @@ export async function deepInversionBatch(input: DeepInversionBatchInput, setting
       let values: Float32Array;
       try {
         values = (await readings!.data()) as Float32Array;
+        throwIfDeviceErrors();
         const loss = values[0];
         losses[i] = loss;
         if (!Number.isFinite(loss)) {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { throwIfDeviceErrors } from '../tensors/backend';
 import { type ImageSet, imageSize } from '../data/image-set';
 import { PluginInputError, StageCancelledError, type StageCheckpoint } from '../plugins/contracts';
 import { SeededRandom } from '../random';
@@ -275,6 +276,7 @@ export async function trainClassifier(model: tf.LayersModel, data: ImageSet, opt
             return hooks.lossFn ? hooks.lossFn(logits, batch) : crossEntropy(logits, labels);
           }, variables));
           const loss = (await value.data())[0];
+          throwIfDeviceErrors();
           if (!Number.isFinite(loss)) throw new TrainingDivergedError(step + 1, loss);
           // A variable the loss does not reach gets no gradient; it is stepped with zeros (momentum/decay still apply).
           tf.tidy(() => optimizer.step(variables.map((v) => grads[v.name] ?? tf.zerosLike(v)), lr));

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { throwIfDeviceErrors } from '../../core/tensors/backend';
 import { PluginInputError, throwIfAborted } from '../../core/plugins/contracts';
 import { SeededRandom } from '../../core/random';
 import { jitterAndFlip, randomJitter } from '../../core/synthesis/image-priors';
@@ -127,6 +128,7 @@ export async function synthesizeBatch(
           tf.tidy(() => part.optimizer!.step(part.variables.map((v) => grads[v.name] ?? tf.zerosLike(v)), lr));
         }
         const values = await scalars!.data();
+        throwIfDeviceErrors();
         const loss = values[0];
         if (!Number.isFinite(loss)) {
           throw new PluginInputError(
