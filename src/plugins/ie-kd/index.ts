@@ -92,8 +92,10 @@ async function teacherFactors(data: DistillationInput['data'], factor: (images: 
   for (let start = 0; start < data.count; start += chunk) {
     if (ctx.signal.aborted) throw new StageCancelledError();
     const n = Math.min(chunk, data.count - start);
-    const values = tf.tidy(() => factor(tf.tensor4d(data.images.subarray(start * size, (start + n) * size), [n, ...data.shape])).dataSync());
-    rows.set(values, start * factorSize);
+    const chunkFactor = tf.tidy(() => factor(tf.tensor4d(data.images.subarray(start * size, (start + n) * size), [n, ...data.shape])));
+    // Read asynchronously outside tidy (webgpu cannot read synchronously under Node).
+    rows.set((await chunkFactor.data()) as Float32Array, start * factorSize);
+    chunkFactor.dispose();
     await new Promise((resolve) => setImmediate(resolve));
   }
   return tf.tensor2d(rows, [data.count, factorSize]);
