@@ -12,7 +12,10 @@ export { useQueueWriteUploads, useShippedUploads };
 /** The tfjs-core / tfjs-backend-webgpu version these kernels were written and tested against. */
 export const WEBGPU_KERNELS_TFJS_VERSION = '4.22.0';
 
-/** Faster exact replacements of kernels tfjs-backend-webgpu 4.22 ships. */
+/**
+ * Replacements of kernels tfjs-backend-webgpu 4.22 ships: faster conv filter and input gradients (same
+ * results up to float rounding order), and an AddN that stays within the device's storage-buffer limit.
+ */
 export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, addNConfig];
 
 export { shippedWebgpuKernel };
