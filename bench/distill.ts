@@ -97,6 +97,7 @@ async function main(): Promise<void> {
       'student width and epochs, and the ie-kd weights, auto-encoder epochs and factor channels were chosen on seeds 11 and 12 (not among the reported seeds); ' +
         'ie-kd+kd weights 10/10 chosen from 10, 30, 100 on those seeds; kd keeps the plugin defaults T 4, alpha 0.9; every student gets the same width, epochs, optimiser, lr, batch, images and seed',
     )
+    .option('--results-name <name>', 'results file bench/results/<name>.json (a variant run keeps the default run\'s file)', 'distill')
     .option('--teacher-cache <dir>', 'development only: save/load each seed\'s trained teacher here (never used for the reported results)')
     .parse()
     .opts<Record<string, string>>();
@@ -228,7 +229,7 @@ async function main(): Promise<void> {
   const plusKdAboveKd = methods.includes('ie-kd+kd') && methods.includes('kd') ? summary['ie-kd+kd'].mean > summary.kd.mean : undefined;
   console.log(`means: ${order}; target ie-kd > kd > scratch: ${targetMet === undefined ? 'not all methods run' : targetMet ? 'met' : 'NOT met'}; wall ${(wallSeconds / 60).toFixed(1)} min`);
   if (plusKdAboveKd !== undefined) console.log(`ie-kd+kd > kd: ${plusKdAboveKd ? 'yes' : 'no'} (per seed: ${results.map((r) => (100 * (r['ie-kd+kd']! - r.kd!)).toFixed(2)).join(', ')} points)`);
-  const file = writeBenchResults('distill', seeds[0], { setup, summary, targetMet, plusKdAboveKd, wallSeconds, runs: results }, { backend: backend.name, seeds });
+  const file = writeBenchResults(options.resultsName, seeds[0], { setup, summary, targetMet, plusKdAboveKd, wallSeconds, runs: results }, { backend: backend.name, seeds });
   console.log(`wrote ${file}`);
 }
 
