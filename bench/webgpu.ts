@@ -192,10 +192,10 @@ async function kernelChecks(): Promise<CheckRow[]> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. The filter gradient alone
+// 2. The conv gradient kernels alone
 
 /** Distinct (x, filter, stride) of CIFAR ResNet-18's convs at batch 128. */
-const RESNET18_FILTER_SHAPES: Array<{ label: string; x: [number, number, number, number]; filter: [number, number, number, number]; stride: number }> = [
+const RESNET18_CONV_SHAPES: Array<{ label: string; x: [number, number, number, number]; filter: [number, number, number, number]; stride: number }> = [
   { label: 'stem 3→64 32²', x: [128, 32, 32, 3], filter: [3, 3, 3, 64], stride: 1 },
   { label: '64→64 32²', x: [128, 32, 32, 64], filter: [3, 3, 64, 64], stride: 1 },
   { label: '64→128 /2', x: [128, 32, 32, 64], filter: [3, 3, 64, 128], stride: 2 },
@@ -245,7 +245,7 @@ async function timeKernelCalls(kernel: string, run: () => tf.Tensor, repeats: nu
 
 async function timeConvKernels(repeats: number): Promise<KernelTiming[]> {
   const rows: KernelTiming[] = [];
-  for (const s of RESNET18_FILTER_SHAPES) {
+  for (const s of RESNET18_CONV_SHAPES) {
     const out = Math.ceil(s.x[1] / s.stride);
     const x = tf.randomNormal(s.x, 0, 1, 'float32', 1);
     const dy = tf.randomNormal([s.x[0], out, out, s.filter[3]], 0, 1, 'float32', 2);
