@@ -31,3 +31,15 @@ export function kernelInput(inputs: tf.NamedTensorInfoMap, name: string, kernelN
   if (info === undefined) throw new Error(`kernel ${kernelName} was called without its input '${name}'`);
   return info;
 }
+
+/**
+ * Registers `config` in place of the kernel its backend has under that name. Returns the kernel it
+ * displaced, or undefined when there was none or `config` was already registered.
+ */
+export function replaceKernel(config: tf.KernelConfig): tf.KernelConfig | undefined {
+  const existing = tf.getKernel(config.kernelName, config.backendName);
+  if (existing === config) return undefined;
+  if (existing !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
+  tf.registerKernel(config);
+  return existing;
+}

@@ -1,18 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { kernelInput, release, runWasmKernel } from './kernel-calls';
-
-type Pair = [number, number];
-
-interface Conv2DBackpropFilterAttrs {
-  strides: Pair | number;
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  filterShape: [number, number, number, number];
-  /** Not part of tfjs-core's attrs (its Conv2D gradient refuses dilation); honoured when given. */
-  dilations?: Pair | number;
-}
+import { type Conv2DBackpropFilterAttrs, filterGradientCall } from '../conv-gradient-info';
+import { release, runWasmKernel } from './kernel-calls';
 
 /**
  * dW[kh,kw,ci,co] = Σ_{b,oh,ow} x[b, oh·s + kh·d − padTop, ow·s + kw·d − padLeft, ci] · dy[b,oh,ow,co].
@@ -23,24 +12,7 @@ interface Conv2DBackpropFilterAttrs {
  */
 function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs: Conv2DBackpropFilterAttrs }): tf.TensorInfo {
   const { backend, attrs } = args;
-  const x = kernelInput(args.inputs, 'x', tf.Conv2DBackpropFilter);
-  const dy = kernelInput(args.inputs, 'dy', tf.Conv2DBackpropFilter);
-  if (attrs.dataFormat !== 'NHWC') {
-    throw new Error(`wasm Conv2DBackpropFilter supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterShape,
-    attrs.strides,
-    attrs.dilations ?? 1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  if (dy.shape[0] !== info.batchSize || dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== info.outChannels) {
-    throw new Error(`wasm Conv2DBackpropFilter: dy shape ${JSON.stringify(dy.shape)} does not match the conv output ${JSON.stringify(info.outShape)}`);
-  }
+  const { x, dy, info } = filterGradientCall('wasm', args.inputs, attrs);
   return useSwappedConv(info) ? swappedConvFilterGradient(backend, x, dy, info) : im2colFilterGradient(backend, x, dy, info);
 }
 

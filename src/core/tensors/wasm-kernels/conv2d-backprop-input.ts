@@ -1,14 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { kernelInput, release, runWasmKernel } from './kernel-calls';
-
-interface Conv2DBackpropInputAttrs {
-  strides: [number, number] | number;
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  inputShape: [number, number, number, number];
-}
+import { type Conv2DBackpropInputAttrs, inputGradientCall } from '../conv-gradient-info';
+import { release, runWasmKernel } from './kernel-calls';
 
 /**
  * dx[b,ih,iw,ci] = Σ_{oh·s+kh−padTop = ih, ow·s+kw−padLeft = iw} dy[b,oh,ow,co] · W[kh,kw,ci,co].
@@ -22,25 +15,8 @@ interface Conv2DBackpropInputAttrs {
  */
 function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: BackendWasm; attrs: Conv2DBackpropInputAttrs }): tf.TensorInfo {
   const { backend, attrs } = args;
-  const dy = kernelInput(args.inputs, 'dy', tf.Conv2DBackpropInput);
-  const filter = kernelInput(args.inputs, 'filter', tf.Conv2DBackpropInput);
-  if (attrs.dataFormat !== 'NHWC') {
-    throw new Error(`wasm Conv2DBackpropInput supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape,
-    filter.shape as [number, number, number, number],
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const { dy, filter, info } = inputGradientCall('wasm', args.inputs, attrs);
   const [batch, outHeight, outWidth, outChannels] = dy.shape;
-  if (outHeight !== info.outHeight || outWidth !== info.outWidth || outChannels !== info.outChannels || batch !== info.batchSize) {
-    throw new Error(`wasm Conv2DBackpropInput: dy shape ${JSON.stringify(dy.shape)} does not match the conv output ${JSON.stringify(info.outShape)}`);
-  }
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, inHeight, inWidth } = info;
 
   if (sh === sw && sh > 1 && kh >= sh && kw >= sw) {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Logger } from '../../logging/logger';
+import { replaceKernel } from '../kernel-calls';
 import { batchMatMulConfig } from './batch-mat-mul';
 import { addChannelConfig, channelAffineConfig, fusedBatchNormChannelConfig, multiplyChannelConfig, subChannelConfig } from './channel-broadcast';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
@@ -93,14 +94,8 @@ export function registerWasmTrainingKernels(wasmVersion: string, log?: Logger): 
   }
   if (versionMatches) {
     for (const config of WASM_REPLACEMENT_KERNELS) {
-      const existing = tf.getKernel(config.kernelName, 'wasm');
-      if (existing !== config) {
-        if (existing !== undefined) {
-          rememberShippedKernel(existing);
-          tf.unregisterKernel(config.kernelName, 'wasm');
-        }
-        tf.registerKernel(config);
-      }
+      const displaced = replaceKernel(config);
+      if (displaced !== undefined) rememberShippedKernel(displaced);
       result.replaced.push(config.kernelName);
     }
   }

@@ -1,16 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { kernelInput, runKernelOn } from '../kernel-calls';
-
-type Pair = [number, number];
-
-interface Conv2DBackpropFilterAttrs {
-  strides: Pair | number;
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  filterShape: [number, number, number, number];
-}
+import { type Conv2DBackpropFilterAttrs, filterGradientCall } from '../conv-gradient-info';
+import { reshapeReleasing } from './reshape';
 
 /**
  * dW[kh,kw,ci,co] = Σ_{b,oh,ow} x[b, oh·s + kh − padTop, ow·s + kw − padLeft, ci] · dy[b,oh,ow,co]
@@ -203,24 +194,8 @@ class SliceSumProgram implements WebGPUProgram {
 
 function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DBackpropFilterAttrs }): tf.TensorInfo {
   const { backend, attrs } = args;
-  const x = kernelInput(args.inputs, 'x', tf.Conv2DBackpropFilter);
-  const dy = kernelInput(args.inputs, 'dy', tf.Conv2DBackpropFilter);
-  if (attrs.dataFormat !== 'NHWC') {
-    throw new Error(`webgpu Conv2DBackpropFilter supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterShape,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-  if (dy.shape[0] !== info.batchSize || dy.shape[1] !== info.outHeight || dy.shape[2] !== info.outWidth || dy.shape[3] !== info.outChannels) {
-    throw new Error(`webgpu Conv2DBackpropFilter: dy shape ${JSON.stringify(dy.shape)} does not match the conv output ${JSON.stringify(info.outShape)}`);
-  }
+  const { x, dy, info } = filterGradientCall('webgpu', args.inputs, attrs);
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) throw new Error('webgpu Conv2DBackpropFilter supports dilation 1 only');
   const m = info.batchSize * info.outHeight * info.outWidth;
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   const co = info.outChannels;
@@ -245,14 +220,11 @@ function conv2DBackpropFilter(args: { inputs: tf.NamedTensorInfoMap; backend: We
   const partials = backend.runWebGPUProgram(new FilterGradientPartialProgram(split.slices, k, co), [x, dy], 'float32', uniforms);
   let summed = partials;
   if (split.slices > 1) {
-    const flat = runKernelOn('webgpu', backend, tf.Reshape, { x: partials }, { shape: [split.slices * k * co] });
+    const flat = reshapeReleasing(backend, partials, [split.slices * k * co]);
     summed = backend.runWebGPUProgram(new SliceSumProgram(k * co), [flat], 'float32', [{ type: 'int32', data: [split.slices] }]);
     backend.disposeData(flat.dataId);
-    backend.disposeData(partials.dataId);
   }
-  const out = runKernelOn('webgpu', backend, tf.Reshape, { x: summed }, { shape: attrs.filterShape });
-  backend.disposeData(summed.dataId);
-  return out;
+  return reshapeReleasing(backend, summed, attrs.filterShape);
 }
 
 export const conv2DBackpropFilterConfig: tf.KernelConfig = {

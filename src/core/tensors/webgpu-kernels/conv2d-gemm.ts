@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { kernelInput, runKernelOn } from '../kernel-calls';
+import { type Conv2DBackpropInputAttrs, inputGradientCall } from '../conv-gradient-info';
+import { runKernelOn } from '../kernel-calls';
 import { ImplicitGemmProgram } from './implicit-gemm';
+import { reshapeReleasing } from './reshape';
 import { shippedWebgpuKernelFunc } from './shipped';
 
 /**
@@ -15,20 +17,9 @@ import { shippedWebgpuKernelFunc } from './shipped';
  * elsewhere the shipped kernel runs.
  */
 
-type Pair = [number, number];
-type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-
-interface Conv2DBackpropInputAttrs {
-  inputShape: [number, number, number, number];
-  strides: Pair | number;
-  pad: Pad;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
-
 const CONV_UNIFORMS =
   'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, outChannels : i32, ' +
-  'filterWidth : i32, strideHeight : i32, strideWidth : i32, dilationHeight : i32, dilationWidth : i32, padTop : i32, padLeft : i32,';
+  'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
 
 function convUniforms(info: tf.backend_util.Conv2DInfo): Array<{ type: string; data: number[] }> {
   return [
@@ -41,8 +32,6 @@ function convUniforms(info: tf.backend_util.Conv2DInfo): Array<{ type: string; d
     info.filterWidth,
     info.strideHeight,
     info.strideWidth,
-    info.dilationHeight,
-    info.dilationWidth,
     info.padInfo.top,
     info.padInfo.left,
   ].map((v) => ({ type: 'int32', data: [v] }));
@@ -94,21 +83,7 @@ export function useGemmInputGradient(info: tf.backend_util.Conv2DInfo): boolean 
 
 function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DBackpropInputAttrs }): tf.TensorInfo {
   const { backend, attrs } = args;
-  const dy = kernelInput(args.inputs, 'dy', tf.Conv2DBackpropInput);
-  const filter = kernelInput(args.inputs, 'filter', tf.Conv2DBackpropInput);
-  if (attrs.dataFormat !== 'NHWC') {
-    throw new Error(`webgpu Conv2DBackpropInput supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape,
-    filter.shape as [number, number, number, number],
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const { dy, filter, info } = inputGradientCall('webgpu', args.inputs, attrs);
   if (!useGemmInputGradient(info)) return shippedWebgpuKernelFunc(tf.Conv2DBackpropInput)(args as never) as tf.TensorInfo;
   const filterT = runKernelOn('webgpu', backend, tf.Transpose, { x: filter }, { perm: [0, 1, 3, 2] });
   const program = new ImplicitGemmProgram(
@@ -120,9 +95,7 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: Web
   );
   const flat = backend.runWebGPUProgram(program, [dy, filterT], 'float32', [...program.gemmUniforms(), ...convUniforms(info)]);
   backend.disposeData(filterT.dataId);
-  const out = runKernelOn('webgpu', backend, tf.Reshape, { x: flat }, { shape: attrs.inputShape });
-  backend.disposeData(flat.dataId);
-  return out;
+  return reshapeReleasing(backend, flat, attrs.inputShape);
 }
 
 export const conv2DBackpropInputConfig: tf.KernelConfig = {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { Logger } from '../../logging/logger';
+import { replaceKernel } from '../kernel-calls';
 import { addNConfig } from './add-n';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2DBackpropInputConfig } from './conv2d-gemm';
@@ -40,14 +41,8 @@ export function registerWebgpuKernels(backend: WebGPUBackend, webgpuVersion: str
   }
   const replaced: string[] = [];
   for (const config of WEBGPU_REPLACEMENT_KERNELS) {
-    const existing = tf.getKernel(config.kernelName, 'webgpu');
-    if (existing !== config) {
-      if (existing !== undefined) {
-        rememberShippedWebgpuKernel(existing);
-        tf.unregisterKernel(config.kernelName, 'webgpu');
-      }
-      tf.registerKernel(config);
-    }
+    const displaced = replaceKernel(config);
+    if (displaced !== undefined) rememberShippedWebgpuKernel(displaced);
     replaced.push(config.kernelName);
   }
   useQueueWriteUploads(backend);
@@ -60,18 +55,14 @@ export function registerWebgpuKernels(backend: WebGPUBackend, webgpuVersion: str
  */
 export function restoreShippedWebgpuKernels(names: readonly string[]): void {
   for (const config of shippedWebgpuKernels()) {
-    if (!names.includes(config.kernelName)) continue;
-    tf.unregisterKernel(config.kernelName, 'webgpu');
-    tf.registerKernel(config);
+    if (names.includes(config.kernelName)) replaceKernel(config);
   }
 }
 
 /** Registers ours again after restoreShippedWebgpuKernels. */
 export function useCondenseWebgpuKernels(names: readonly string[]): void {
   for (const config of WEBGPU_REPLACEMENT_KERNELS) {
-    if (!names.includes(config.kernelName) || tf.getKernel(config.kernelName, 'webgpu') === config) continue;
-    tf.unregisterKernel(config.kernelName, 'webgpu');
-    tf.registerKernel(config);
+    if (names.includes(config.kernelName)) replaceKernel(config);
   }
 }
 
