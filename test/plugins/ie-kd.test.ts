@@ -240,12 +240,36 @@ describe('ie-kd on real MNIST digits', () => {
     whole.student.model.dispose();
   });
 
-  it('refuses feature maps of different sizes, unknown layers and a student feature map too thin to split', async () => {
+  it("distils into a student of another architecture whose feature map has another size (the teacher's factor resized to it)", async () => {
+    // The LeNet teacher's relu2 is 10×10×16; a half-width ResNet-8 student's last feature map is 7×7×32.
+    const config = ieKdConfigSchema.parse({
+      student: { architecture: 'resnet-cifar', depth: 8, width: 0.5 },
+      epochs: 3,
+      batchSize: 64,
+      learningRate: 2e-3,
+      factorChannels: 8,
+      autoEncoder: { epochs: 1, optimizer: 'adam', learningRate: 2e-3 },
+    });
+    const before = tf.memory().numTensors;
+    const out = await plugin.distill({ teacher, data: train }, config, stageContext(4));
+    expect(out.student.spec).toEqual({ architecture: 'resnet-cifar', depth: 8, width: 0.5, inputShape: [28, 28, 1], numClasses: 10 });
+    expect(withFeatureOutput(out.student.model, findFeatureLayer(out.student.model)).outputs[0].shape).toEqual([null, 7, 7, 32]);
+    expect(Number.isFinite(out.metrics.inheritLoss)).toBe(true);
+    expect(out.metrics.inheritLoss).toBeLessThan(-out.metrics.exploreLoss);
+    // Chance is 0.1; the half-width ResNet-8 is slower to train than LeNet (0.68 after these 3 epochs).
+    expect((await evaluateClassifier(out.student.model, heldOut)).top1).toBeGreaterThan(0.6);
+    out.student.model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('refuses feature maps of different sizes when told to, unknown layers and a student feature map too thin to split', async () => {
     const before = tf.memory().numTensors;
     const small = mnistSample(0, 64);
     // Width 0.05 leaves conv2 one channel: nothing to divide into inheritance and exploration parts.
     await expect(plugin.distill({ teacher, data: small }, ieKdConfigSchema.parse({ student: { width: 0.05 } }), stageContext(1))).rejects.toThrow(/at least 2/);
-    await expect(plugin.distill({ teacher, data: small }, ieKdConfigSchema.parse({ studentLayer: 'relu1' }), stageContext(1))).rejects.toThrow(/same spatial size/);
+    await expect(plugin.distill({ teacher, data: small }, ieKdConfigSchema.parse({ studentLayer: 'relu1', factorResize: 'none' }), stageContext(1))).rejects.toThrow(
+      /relu1 is 28×28 but the teacher's relu2 is 10×10.*same spatial size/,
+    );
     await expect(plugin.distill({ teacher, data: small }, ieKdConfigSchema.parse({ teacherLayer: 'nope' }), stageContext(1))).rejects.toThrow(/has no layer "nope"/);
     expect(tf.memory().numTensors).toBe(before);
   });

@@ -41,6 +41,13 @@ export const ieKdConfigSchema = z.strictObject({
     .default('natural')
     .describe("How the student's feature channels (c) are divided: 'natural': channels [0, ⌈c/2⌉) form the inheritance part, the rest the exploration part; 'random': a seeded random ⌈c/2⌉ channels inherit"),
   distance: z.enum(FACTOR_DISTANCES).default('l1').describe("'l1'/'l2': normalised factor-transfer distance (exploration = its negative); 'cosine': 1 − cos to inherit, |cos| to explore"),
+  factorResize: z
+    .enum(['bilinear', 'none'])
+    .default('bilinear')
+    .describe(
+      "When the teacher's and the student's feature maps differ in height or width (a pair of different architectures): 'bilinear' resizes the teacher's factor to the student's " +
+        "height and width (bilinear, half-pixel centres, as PyTorch's interpolate without align_corners) before the factors are compared; 'none' refuses such a pair",
+    ),
   inheritWeight: z.number().min(0).max(1e4).default(1),
   exploreWeight: z.number().min(0).max(1e4).default(1),
   kd: z
@@ -118,10 +125,11 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
   try {
     const studentLayerName = config.studentLayer ?? findFeatureLayer(student);
     const studentShape = featureShape(featureLayer(student, studentLayerName));
-    if (studentShape[0] !== teacherShape[0] || studentShape[1] !== teacherShape[1]) {
+    const resized = studentShape[0] !== teacherShape[0] || studentShape[1] !== teacherShape[1];
+    if (resized && config.factorResize === 'none') {
       throw new PluginInputError(
         `the student's feature map ${studentLayerName} is ${studentShape[0]}×${studentShape[1]} but the teacher's ${teacherLayerName} is ${teacherShape[0]}×${teacherShape[1]}; ` +
-          'choose teacherLayer and studentLayer with the same spatial size',
+          "choose teacherLayer and studentLayer with the same spatial size, or set factorResize to 'bilinear'",
       );
     }
     const studentFeatures = withFeatureOutput(student, studentLayerName);
@@ -179,10 +187,15 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
     }
 
     // The teacher and its encoder are frozen from here on, so the teacher's factor of an image never
-    // changes: compute it once when it fits in memory, else per batch.
-    const factorSize = teacherShape[0] * teacherShape[1] * k;
-    stored = data.count * factorSize * 4 <= STORED_FACTOR_BYTES ? await teacherFactors(data, (images) => encoder.apply(teacherFeature(images), { training: false }) as tf.Tensor, factorSize, ctx) : undefined;
-    const factorShape = [teacherShape[0], teacherShape[1], k];
+    // changes: compute it once when it fits in memory, else per batch. It has the student's height and
+    // width (resized when the feature maps differ).
+    const factorShape: [number, number, number] = [studentShape[0], studentShape[1], k];
+    const teacherFactor = (images: tf.Tensor4D): tf.Tensor => {
+      const factor = encoder.apply(teacherFeature(images), { training: false }) as tf.Tensor4D;
+      return resized ? tf.image.resizeBilinear(factor, [factorShape[0], factorShape[1]], false, true) : factor;
+    };
+    const factorSize = factorShape[0] * factorShape[1] * k;
+    stored = data.count * factorSize * 4 <= STORED_FACTOR_BYTES ? await teacherFactors(data, teacherFactor, factorSize, ctx) : undefined;
     const useKd = config.kd.alpha > 0;
     if (useKd) {
       const logits = data.teacherLogits ?? (await predictRows(teacher.model, data, Math.max(config.batchSize, 256), ctx.signal)).rows;
@@ -216,14 +229,12 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
           studentReport(step, total, m);
         },
         batchLoss: (batch) => {
-          const teacherFactor = stored
-            ? tf.reshape(tf.gather(stored, tf.tensor1d(batch.indices, 'int32')), [batch.indices.length, ...factorShape])
-            : (encoder.apply(teacherFeature(batch.images), { training: false }) as tf.Tensor);
+          const target = stored ? tf.reshape(tf.gather(stored, tf.tensor1d(batch.indices, 'int32')), [batch.indices.length, ...factorShape]) : teacherFactor(batch.images);
           const [feature, logits] = studentFeatures.apply(batch.images, { training: true }) as tf.Tensor[];
           const inheritFactor = inheritEncoder.apply(gatherChannels(feature, split.inherit), { training: true }) as tf.Tensor;
           const exploreFactor = exploreEncoder.apply(gatherChannels(feature, split.explore), { training: true }) as tf.Tensor;
-          const inherit = inheritanceLoss(inheritFactor, teacherFactor, config.distance);
-          const explore = explorationLoss(exploreFactor, teacherFactor, config.distance);
+          const inherit = inheritanceLoss(inheritFactor, target, config.distance);
+          const explore = explorationLoss(exploreFactor, target, config.distance);
           batch.keepMetric('inherit', inherit);
           batch.keepMetric('explore', explore);
           const base = storedLogits
@@ -265,7 +276,7 @@ async function distill(input: DistillationInput, config: IeKdConfig, ctx: StageC
 export const plugin: DistillationPlugin<IeKdConfig> = {
   name: 'ie-kd',
   kind: 'distillation',
-  version: '2.0.0',
+  version: '2.1.0',
   description:
     "Inheritance and Exploration KD. Stage 1 trains an auto-encoder (3× conv3×3+BN+LeakyReLU(0.1) to factorChannels, mirrored decoder, L1 " +
     "reconstruction) on the frozen teacher's feature map (teacherLayer, default its last feature map before global pooling/flatten); its encoder " +
@@ -275,8 +286,8 @@ export const plugin: DistillationPlugin<IeKdConfig> = {
     'loss = CE + inheritWeight·inherit(inheritance factor, teacher factor) + exploreWeight·explore(exploration factor, teacher factor); with kd.alpha > 0 ' +
     "CE is replaced by the kd plugin's Hinton loss on the teacher's logits (IE-KD combined with KD). Distances: " +
     "l1/l2 = (Σ|x̂−ŷ|^p / numel)^(1/p) on per-example L2-normalised flattened factors, explore = its negative; cosine = 1 − cos (inherit), |cos| (explore), " +
-    'batch means. The teacher and its encoder stay frozen (inference mode) in stage 2; only the student is output. Feature maps must have the same ' +
-    'height and width. Metrics: autoEncoderLoss, trainLoss, inheritLoss, exploreLoss (last step), epochs, steps, trainSeconds.',
+    'batch means. The teacher and its encoder stay frozen (inference mode) in stage 2; only the student is output. When the two feature maps differ in ' +
+    "height or width, the teacher's factor is resized to the student's (factorResize 'bilinear', default) or the pair is refused ('none'). Metrics: autoEncoderLoss, trainLoss, inheritLoss, exploreLoss (last step), epochs, steps, trainSeconds.",
   configSchema: ieKdConfigSchema,
   inputs: ['model', 'dataset'],
   output: 'model',
