@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { initTensorBackend } from '../../src/core/tensors/backend';
-import { batchMoments, bnStatisticsLoss, tapBatchNormInputs, BnTapError } from '../../src/core/tensors/bn-taps';
+import { batchMoments, bnStatisticsLoss, tapBatchNormInputs, BnTapError, type BnTap } from '../../src/core/tensors/bn-taps';
 import { gaussianValues, relativeMaxError, take } from './support';
 
 type Sym = tf.SymbolicTensor;
@@ -116,6 +116,74 @@ describe('BatchNorm taps', () => {
     const a = tf.layers.dense({ units: 2 }).apply(input) as Sym;
     const b = tf.layers.dense({ units: 2 }).apply(input) as Sym;
     expect(() => tapBatchNormInputs(tf.model({ inputs: input, outputs: [a, b] }))).toThrow(BnTapError);
+  });
+});
+
+describe('bnStatisticsLoss gradient', () => {
+  /** The loss composed from tfjs ops (moments, norms and their tfjs gradients): the reference for the custom gradient. */
+  const composed = (taps: BnTap[], weights: number[]) =>
+    tf.addN(
+      taps.map((tap, i) => {
+        const axes = Array.from({ length: tap.input.rank - 1 }, (_, a) => a);
+        const { mean, variance } = tf.moments(tap.input, axes);
+        return tf.mul(tf.add(tf.norm(tf.sub(mean, tap.movingMean)), tf.norm(tf.sub(variance, tap.movingVariance))), weights[i]);
+      }),
+    ) as tf.Scalar;
+
+  test('value and whole input gradient equal the tfjs-composed loss, with layer weights, on cpu and wasm', async () => {
+    const { model } = twoBnNet();
+    const forward = tapBatchNormInputs(model);
+    const weights = [3, 0.5];
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await tf.setBackend(backend);
+      const [ours, reference] = tf.tidy(() => {
+        const input = tf.tensor4d(gaussianValues(4 * 6 * 6 * 2, 17), [4, 6, 6, 2]);
+        const run = (loss: (taps: BnTap[]) => tf.Scalar) => {
+          const { value, grad } = tf.valueAndGrad((xx: tf.Tensor) => loss(forward(xx).taps))(input);
+          return [take(value), take(grad)];
+        };
+        return [run((taps) => bnStatisticsLoss(taps, weights)), run((taps) => composed(taps, weights))];
+      });
+      expect(relativeMaxError(ours[0], reference[0])).toBeLessThan(1e-5);
+      expect(relativeMaxError(ours[1], reference[1])).toBeLessThan(1e-4);
+    }
+    await tf.setBackend('wasm');
+  });
+
+  test('a layer whose batch mean equals its running mean adds no mean gradient, and nothing is NaN', () => {
+    const values = gaussianValues(4 * 3 * 3 * 2, 41);
+    const input = tf.tensor4d(values, [4, 3, 3, 2]);
+    const { mean } = tf.moments(input, [0, 1, 2]);
+    const variance = tf.tensor1d([0.7, 1.3]);
+    const tap = (xx: tf.Tensor, movingMean: tf.Tensor1D): BnTap => ({ layerName: 'bn', input: xx, movingMean, movingVariance: variance });
+    // Running mean equal to the batch mean: ‖dμ‖ = 0, its gradient taken as 0, so only the variance part remains.
+    const ours = tf.grad((xx: tf.Tensor) => bnStatisticsLoss([tap(xx, mean as tf.Tensor1D)]))(input);
+    const varianceOnly = tf.grad((xx: tf.Tensor) => {
+      const { variance: v } = tf.moments(xx, [0, 1, 2]);
+      return tf.norm(tf.sub(v, variance));
+    })(input);
+    const got = take(ours);
+    expect(got.every(Number.isFinite)).toBe(true);
+    expect(relativeMaxError(got, take(varianceOnly))).toBeLessThan(1e-4);
+    tf.dispose([input, mean, variance, ours, varianceOnly]);
+  });
+
+  test('the loss and its input gradient take at most 35 kernel calls per BatchNorm layer (97 composed from tfjs ops)', async () => {
+    const layers = 4;
+    const inputs = Array.from({ length: layers }, (_, i) => tf.tensor4d(gaussianValues(2 * 4 * 4 * 3, 50 + i), [2, 4, 4, 3]));
+    const stats = { movingMean: tf.zeros([3]) as tf.Tensor1D, movingVariance: tf.ones([3]) as tf.Tensor1D };
+    const calls = async (loss: (taps: BnTap[]) => tf.Scalar) => {
+      const profile = await tf.profile(() => {
+        const grads = tf.grads((...xs: tf.Tensor[]) => loss(xs.map((input, i) => ({ layerName: `bn${i}`, input, ...stats }))))(inputs);
+        tf.dispose(grads);
+      });
+      return profile.kernels.length;
+    };
+    const ours = await calls((taps) => bnStatisticsLoss(taps));
+    const reference = await calls((taps) => composed(taps, taps.map(() => 1)));
+    expect(ours).toBeLessThanOrEqual(35 * layers);
+    expect(reference).toBeGreaterThan(2 * ours);
+    tf.dispose([...inputs, stats.movingMean, stats.movingVariance]);
   });
 });
 
