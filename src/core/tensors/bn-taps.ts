@@ -115,7 +115,7 @@ const NORM_FLOOR = 1e-12;
  *   ∂loss/∂x = w_l·[dμ/(n‖dμ‖) + (2/n)·(x − μ)·dσ²/‖dσ²‖]   (per channel, broadcast over x),
  * the mean's share inside the variance, −(2/n)·Σ(x − μ)·…, being zero exactly. Composed from tfjs ops
  * (moments, norms, their gradients) the loss and its gradient took 97 kernel calls per BN layer, most
- * of them on [C]-sized vectors, where a GPU step is bound by launches; this takes about a quarter.
+ * of them on [C]-sized vectors, where a GPU step is bound by launches; this takes 32.
  */
 export function bnStatisticsLoss(taps: readonly BnTap[], layerWeights?: readonly number[]): tf.Scalar {
   if (taps.length === 0) throw new BnTapError('bnStatisticsLoss needs at least one BatchNorm layer');
