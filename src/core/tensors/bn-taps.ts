@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { batchMoments as momentsAndCentred } from './batch-norm-training';
 
 /** What one BatchNormalization layer saw in a forward pass, next to its running statistics. */
 export interface BnTap {
@@ -115,7 +116,8 @@ const NORM_FLOOR = 1e-12;
  *   ∂loss/∂x = w_l·[dμ/(n‖dμ‖) + (2/n)·(x − μ)·dσ²/‖dσ²‖]   (per channel, broadcast over x),
  * the mean's share inside the variance, −(2/n)·Σ(x − μ)·…, being zero exactly. Composed from tfjs ops
  * (moments, norms, their gradients) the loss and its gradient took 97 kernel calls per BN layer, most
- * of them on [C]-sized vectors, where a GPU step is bound by launches; this takes 32.
+ * of them on [C]-sized vectors, where a GPU step is bound by launches; this takes 32 (34 on wasm, whose
+ * x − μ is the depthwise conv of batch-norm-training's `batchMoments`).
  */
 export function bnStatisticsLoss(taps: readonly BnTap[], layerWeights?: readonly number[]): tf.Scalar {
   if (taps.length === 0) throw new BnTapError('bnStatisticsLoss needs at least one BatchNorm layer');
@@ -130,11 +132,9 @@ export function bnStatisticsLoss(taps: readonly BnTap[], layerWeights?: readonly
     const save = args[taps.length] as tf.GradSaveFunc;
     const saved: tf.Tensor[] = [];
     const terms = inputs.map((x, i) => {
-      const axes = Array.from({ length: x.rank - 1 }, (_, a) => a);
-      const mean = tf.mean(x, axes);
-      const centred = tf.sub(x, mean);
+      const { mean, variance, centred } = momentsAndCentred(x);
       const meanGap = tf.sub(mean, taps[i].movingMean);
-      const varianceGap = tf.sub(tf.mean(tf.square(centred), axes), taps[i].movingVariance);
+      const varianceGap = tf.sub(variance, taps[i].movingVariance);
       const meanNorm = tf.sqrt(tf.sum(tf.square(meanGap)));
       const varianceNorm = tf.sqrt(tf.sum(tf.square(varianceGap)));
       saved.push(centred, meanGap, varianceGap, meanNorm, varianceNorm);
