@@ -7,13 +7,16 @@
  * dist/bench/webgpu.js .gpu`, then there `bash .gpu/run.sh`. A machine with only a software
  * adapter runs it with CONDENSE_WEBGPU_SOFTWARE=1 (kernel checks only make sense there).
  *
- * 1. Kernel checks: Condense's webgpu Conv2DBackpropFilter (through tf.grad of conv2d) against the
- *    cpu backend on random shapes (strides, padding, odd sizes, split and unsplit reductions), and
- *    uploads (float32 with NaN/±∞, int32, bool) read back exactly; tensor and GPU buffer counts flat.
- * 2. The filter gradient alone at every conv shape of CIFAR ResNet-18 (batch 128): shipped vs ours.
+ * 1. Kernel checks: Condense's webgpu Conv2DBackpropFilter and Conv2DBackpropInput (its default and
+ *    each of its paths forced; through tf.grad of conv2d) against the cpu backend on random shapes
+ *    (strides, padding, odd sizes, split and unsplit reductions), and uploads (float32 with NaN/±∞,
+ *    int32, bool) read back exactly; tensor and GPU buffer counts flat.
+ * 2. The filter and input gradients alone at every conv shape of CIFAR ResNet-18 (batch 128):
+ *    shipped vs ours.
  * 3. Training and input-gradient steps, configurations added one at a time: tfjs' shipped webgpu
  *    kernels and uploads (Condense's backend-independent gradients and input-only path already on),
- *    + uploads through queue.writeBuffer, + the filter-gradient kernel, + a deferred submit batch of 64.
+ *    + uploads through queue.writeBuffer, + the filter-gradient kernel, + the implicit input gradient,
+ *    + the columns input gradient for strided and few-channel convs, + a deferred submit batch of 64.
  * 4. PyTorch on CUDA (bench/torch/backend.py --device cuda), the same models and steps.
  * Writes bench/results/webgpu.json.
  */
@@ -30,6 +33,8 @@ import {
   webgpuErrorCount,
   webgpuErrors,
 } from '../src/core/tensors/webgpu-kernels';
+import { replaceKernel } from '../src/core/tensors/kernel-calls';
+import { conv2DBackpropInputKernel, useGemmInputGradient, type InputGradientChooser } from '../src/core/tensors/webgpu-kernels/conv2d-gemm';
 import { SeededRandom } from '../src/core/random';
 import { repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
@@ -62,6 +67,8 @@ const FILTER_CASES: FilterCase[] = [
   { x: [16, 16, 16, 32], filter: [3, 3, 32, 64], strides: 1, pad: 'same' },
   { x: [8, 8, 8, 130], filter: [3, 3, 130, 70], strides: 1, pad: 'same' },
   { x: [32, 32, 32, 3], filter: [3, 3, 3, 64], strides: 1, pad: 'same' },
+  // dx of 4.7 million elements: the col2im pass needs more than 65,535 workgroups in one dimension.
+  { x: [16, 64, 64, 72], filter: [3, 3, 72, 8], strides: 2, pad: 'same' },
 ];
 
 function gaussian(size: number, seed: number): Float32Array {
@@ -71,6 +78,21 @@ function gaussian(size: number, seed: number): Float32Array {
 
 type ConvPart = 'forward' | 'filter gradient' | 'input gradient';
 const CONV_PARTS: ConvPart[] = ['forward', 'filter gradient', 'input gradient'];
+
+/**
+ * Ways of Condense's Conv2DBackpropInput: its default choice per conv, and each path forced on every
+ * conv (both must be right on every shape, whichever the choice picks).
+ */
+const INPUT_GRADIENT_VARIANTS: Array<{ label: string; choose?: InputGradientChooser }> = [
+  { label: 'Condense' },
+  { label: 'Condense implicit', choose: () => 'implicit' },
+  { label: 'Condense columns', choose: () => 'columns' },
+];
+
+/** Registers Condense's Conv2DBackpropInput with `choose` (its default choice when undefined). */
+function useInputGradientVariant(choose?: InputGradientChooser): void {
+  replaceKernel(conv2DBackpropInputKernel(choose));
+}
 
 /**
  * One part of a conv2d: the output (Conv2D), dW or dx through tf.grad (Conv2DBackpropFilter,
@@ -121,9 +143,15 @@ async function kernelChecks(): Promise<CheckRow[]> {
       await tf.setBackend('cpu');
       const expected = await convPart(part, c, x, dy, filter);
       await tf.setBackend('webgpu');
-      const got = await convPart(part, c, x, dy, filter);
-      const error = got.length === expected.length ? relativeError(got, expected) : Number.POSITIVE_INFINITY;
-      rows.push({ check: `conv2d ${part}: x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides} pad ${c.pad}`, error, tolerance: 1e-4, ok: error < 1e-4 });
+      const variants = part === 'input gradient' ? INPUT_GRADIENT_VARIANTS : [{ label: '', choose: undefined }];
+      for (const variant of variants) {
+        if (part === 'input gradient') useInputGradientVariant(variant.choose);
+        const got = await convPart(part, c, x, dy, filter);
+        const error = got.length === expected.length ? relativeError(got, expected) : Number.POSITIVE_INFINITY;
+        const label = variant.label === '' ? '' : ` (${variant.label})`;
+        rows.push({ check: `conv2d ${part}${label}: x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides} pad ${c.pad}`, error, tolerance: 1e-4, ok: error < 1e-4 });
+      }
+      useInputGradientVariant(undefined);
     }
   }
   // Central differences on webgpu itself: f(x, w) = Σ conv2d(x, w)·dy along a random direction of x and of w.
@@ -209,7 +237,10 @@ interface KernelTiming {
   kernel: string;
   shape: string;
   gflop: number;
-  /** ms per call by variant: 'shipped', 'shipped (matmul program)' where tfjs has a flag for one, 'Condense'. */
+  /**
+   * ms per call by variant: 'shipped', 'shipped (matmul program)' where tfjs has a flag for one,
+   * 'Condense' (its default), and for the input gradient each of its paths forced.
+   */
   ms: Record<string, number>;
 }
 
@@ -267,7 +298,15 @@ async function timeConvKernels(repeats: number): Promise<KernelTiming[]> {
         tf.env().set('WEBGPU_USE_NAIVE_CONV2D_TRANSPOSE', true);
       }
       useCondenseWebgpuKernels([kernel]);
-      ms.Condense = await timeKernelCalls(kernel, calls[kernel], repeats);
+      if (kernel === tf.Conv2DBackpropInput) {
+        for (const variant of INPUT_GRADIENT_VARIANTS) {
+          useInputGradientVariant(variant.choose);
+          ms[variant.label] = await timeKernelCalls(kernel, calls[kernel], repeats);
+        }
+        useInputGradientVariant(undefined);
+      } else {
+        ms.Condense = await timeKernelCalls(kernel, calls[kernel], repeats);
+      }
       rows.push({ kernel, shape: s.label, gflop, ms });
     }
     tf.dispose([x, dy, w]);
@@ -283,6 +322,8 @@ interface Configuration {
   uploads: 'shipped' | 'queue.writeBuffer';
   /** Conv kernels of Condense's in use (the others: tfjs' own). */
   kernels: readonly string[];
+  /** How Condense's Conv2DBackpropInput picks its path per conv, where not its default. */
+  inputGradient?: InputGradientChooser;
   submitBatch: number;
 }
 
@@ -291,16 +332,24 @@ const CONFIGURATIONS: Configuration[] = [
   { label: "tfjs' webgpu conv kernels and uploads", uploads: 'shipped', kernels: [], submitBatch: 15 },
   { label: '+ uploads through queue.writeBuffer', uploads: 'queue.writeBuffer', kernels: [], submitBatch: 15 },
   { label: '+ Condense Conv2DBackpropFilter', uploads: 'queue.writeBuffer', kernels: [tf.Conv2DBackpropFilter], submitBatch: 15 },
-  { label: '+ Condense Conv2DBackpropInput (Condense default)', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 15 },
+  {
+    label: '+ Condense Conv2DBackpropInput, implicit product (stride 1, ≥ 16 channels) only',
+    uploads: 'queue.writeBuffer',
+    kernels: ALL_CONV_KERNELS,
+    inputGradient: (info) => (useGemmInputGradient(info) ? 'implicit' : 'shipped'),
+    submitBatch: 15,
+  },
+  { label: '+ columns and col2im for the other convs (Condense default)', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 15 },
   { label: '+ deferred submit batch 64', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 64 },
 ];
-const DEFAULT_CONFIGURATION = 3;
+const DEFAULT_CONFIGURATION = 4;
 
 function configure(backend: Backend, c: Configuration): void {
   if (c.uploads === 'shipped') useShippedUploads(backend);
   else useQueueWriteUploads(backend);
   restoreShippedWebgpuKernels(ALL_CONV_KERNELS.filter((k) => !c.kernels.includes(k)));
   useCondenseWebgpuKernels(c.kernels);
+  if (c.inputGradient !== undefined) useInputGradientVariant(c.inputGradient);
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', c.submitBatch);
 }
 
@@ -392,12 +441,13 @@ async function main(): Promise<void> {
   if (kernelTimes.length > 0) {
     printTable(
       'conv kernels alone, CIFAR ResNet-18 shapes (batch 128): GPU ms per call from device timestamps (TFLOP/s)',
-      ['kernel', 'conv', 'GFLOP', 'shipped', 'shipped, matmul program', 'Condense', 'speed-up over shipped'],
+      ['kernel', 'conv', 'GFLOP', 'shipped', 'shipped, matmul program', 'Condense implicit', 'Condense columns', 'Condense', 'speed-up over shipped'],
       kernelTimes.map((r) => {
         const cell = (ms: number | undefined) => (ms === undefined ? undefined : `${ms.toFixed(2)} (${(r.gflop / ms).toFixed(1)})`);
-        return [r.kernel, r.shape, r.gflop, cell(r.ms.shipped), cell(r.ms['shipped (matmul program)']), cell(r.ms.Condense), r.ms.shipped / r.ms.Condense];
+        const ms = r.ms;
+        return [r.kernel, r.shape, r.gflop, cell(ms.shipped), cell(ms['shipped (matmul program)']), cell(ms['Condense implicit']), cell(ms['Condense columns']), cell(ms.Condense), ms.shipped / ms.Condense];
       }),
-      [0, 0, 2, 0, 0, 0, 1],
+      [0, 0, 2, 0, 0, 0, 0, 0, 1],
     );
   }
   configure(backend, CONFIGURATIONS[DEFAULT_CONFIGURATION]);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { filterGradientSplit } from '../../src/core/tensors/webgpu-kernels/conv2d-backprop-filter';
-import { useGemmInputGradient } from '../../src/core/tensors/webgpu-kernels/conv2d-gemm';
+import { inputGradientPath, useGemmInputGradient } from '../../src/core/tensors/webgpu-kernels/conv2d-gemm';
+import { columnsBytes } from '../../src/core/tensors/webgpu-kernels/conv2d-input-columns';
 import { gpuWords } from '../../src/core/tensors/webgpu-kernels/upload';
 
 /**
@@ -44,7 +45,7 @@ describe('useGemmInputGradient', () => {
   const info = (x: [number, number, number, number], filter: [number, number, number, number], stride: number) =>
     tf.backend_util.computeConv2DInfo(x, filter, stride, 1, 'same', undefined, false, 'channelsLast');
 
-  test('takes stride 1 with 16 or more input channels, leaves strided and few-channel convs to the shipped kernel', () => {
+  test('takes stride 1 with 16 or more input channels, leaves strided and few-channel convs to other paths', () => {
     expect(useGemmInputGradient(info([128, 32, 32, 64], [3, 3, 64, 64], 1))).toBe(true);
     expect(useGemmInputGradient(info([128, 4, 4, 512], [3, 3, 512, 512], 1))).toBe(true);
     expect(useGemmInputGradient(info([128, 32, 32, 16], [3, 3, 16, 16], 1))).toBe(true);
@@ -68,5 +69,35 @@ describe('gpuWords (upload through queue.writeBuffer)', () => {
     expect(bools).toBeInstanceOf(Int32Array);
     expect(Array.from(bools)).toEqual([1, 0, 1]);
     expect(Array.from(gpuWords(data([2.5, 3], 'float32')))).toEqual([2.5, 3]);
+  });
+});
+
+describe('inputGradientPath', () => {
+  const info = (x: [number, number, number, number], filter: [number, number, number, number], stride: number) =>
+    tf.backend_util.computeConv2DInfo(x, filter, stride, 1, 'same', undefined, false, 'channelsLast');
+  // WebGPU's default limits.
+  const limits = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxComputeWorkgroupsPerDimension: 65535 };
+
+  test('the implicit product for stride 1 with 16 or more channels, the columns matrix for strided and few-channel convs', () => {
+    expect(inputGradientPath(info([128, 32, 32, 64], [3, 3, 64, 64], 1), limits)).toBe('implicit');
+    expect(inputGradientPath(info([128, 4, 4, 512], [3, 3, 512, 512], 1), limits)).toBe('implicit');
+    expect(inputGradientPath(info([128, 32, 32, 64], [3, 3, 64, 128], 2), limits)).toBe('columns');
+    expect(inputGradientPath(info([128, 32, 32, 64], [1, 1, 64, 128], 2), limits)).toBe('columns');
+    expect(inputGradientPath(info([128, 32, 32, 3], [3, 3, 3, 64], 1), limits)).toBe('columns');
+  });
+
+  test('the columns matrix: batch·outH·outW by kh·kw·ci floats, within one storage binding or the shipped kernel runs', () => {
+    // ResNet-18's 64→128 strided conv at batch 128: 32,768 × 576 floats.
+    expect(columnsBytes(info([128, 32, 32, 64], [3, 3, 64, 128], 2))).toBe(4 * 32768 * 576);
+    // Batch 512: 302 MB, over the default 128 MiB binding; a device that binds 1 GiB takes it.
+    const big = info([512, 32, 32, 64], [3, 3, 64, 128], 2);
+    expect(inputGradientPath(big, limits)).toBe('shipped');
+    expect(inputGradientPath(big, { ...limits, maxStorageBufferBindingSize: 2 ** 30 })).toBe('columns');
+  });
+
+  test('no path whose row tiles would exceed one dispatch dimension', () => {
+    // 128 images of 224² with 64 channels: 6.4 million rows, 100,352 tiles of 64.
+    expect(inputGradientPath(info([128, 224, 224, 64], [3, 3, 64, 64], 1), limits)).toBe('shipped');
+    expect(inputGradientPath(info([64, 224, 224, 64], [3, 3, 64, 64], 1), limits)).toBe('implicit');
   });
 });

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { type Conv2DBackpropInputAttrs, inputGradientCall } from '../conv-gradient-info';
 import { runKernelOn } from '../kernel-calls';
-import { ImplicitGemmProgram } from './implicit-gemm';
+import { columnsBytes, columnsInputGradient } from './conv2d-input-columns';
+import { gemmRowTiles, ImplicitGemmProgram } from './implicit-gemm';
 import { reshapeReleasing } from './reshape';
 import { shippedWebgpuKernelFunc } from './shipped';
 
@@ -14,7 +15,7 @@ import { shippedWebgpuKernelFunc } from './shipped';
  * an H200. Here dx[(b,ih,iw), ci] = Σ_{(kh,kw,co)} dy[b, (ih+pad−kh)/s, (iw+pad−kw)/s, co] · W[kh,kw,ci,co]
  * over the positions where the division is exact, read from dy in place, with the filter transposed
  * once to [kh,kw,co,ci] so its rows are contiguous. Used where it measured faster (useGemmInputGradient);
- * elsewhere the shipped kernel runs.
+ * strided and few-channel convs go through a stored columns matrix instead (conv2d-input-columns.ts).
  */
 
 const CONV_UNIFORMS =
@@ -81,10 +82,30 @@ export function useGemmInputGradient(info: tf.backend_util.Conv2DInfo): boolean 
   return info.strideHeight === 1 && info.strideWidth === 1 && info.inChannels >= 16;
 }
 
-function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DBackpropInputAttrs }): tf.TensorInfo {
-  const { backend, attrs } = args;
-  const { dy, filter, info } = inputGradientCall('webgpu', args.inputs, attrs);
-  if (!useGemmInputGradient(info)) return shippedWebgpuKernelFunc(tf.Conv2DBackpropInput)(args as never) as tf.TensorInfo;
+export type InputGradientPath = 'implicit' | 'columns' | 'shipped';
+
+/** The device limits the paths are checked against (names as in GPUSupportedLimits). */
+export interface GemmDeviceLimits {
+  maxStorageBufferBindingSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+}
+
+/**
+ * How Conv2DBackpropInput runs a conv: the implicit product where it measured faster, the columns
+ * matrix and col2im (conv2d-input-columns.ts) for the rest, each only within the device's limits
+ * (the product's row tiles in one dispatch dimension, the columns matrix in one storage binding);
+ * else the shipped kernel.
+ */
+export function inputGradientPath(info: tf.backend_util.Conv2DInfo, limits: GemmDeviceLimits): InputGradientPath {
+  const rowTilesFit = (rows: number) => gemmRowTiles(rows) <= limits.maxComputeWorkgroupsPerDimension;
+  if (useGemmInputGradient(info)) {
+    return rowTilesFit(info.batchSize * info.inHeight * info.inWidth) ? 'implicit' : 'shipped';
+  }
+  const fits = rowTilesFit(info.batchSize * info.outHeight * info.outWidth) && columnsBytes(info) <= limits.maxStorageBufferBindingSize;
+  return fits ? 'columns' : 'shipped';
+}
+
+function implicitInputGradient(backend: WebGPUBackend, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
   const filterT = runKernelOn('webgpu', backend, tf.Transpose, { x: filter }, { perm: [0, 1, 3, 2] });
   const program = new ImplicitGemmProgram(
     { rows: info.batchSize * info.inHeight * info.inWidth, cols: info.inChannels, depth: info.filterHeight * info.filterWidth * info.outChannels },
@@ -95,11 +116,34 @@ function conv2DBackpropInput(args: { inputs: tf.NamedTensorInfoMap; backend: Web
   );
   const flat = backend.runWebGPUProgram(program, [dy, filterT], 'float32', [...program.gemmUniforms(), ...convUniforms(info)]);
   backend.disposeData(filterT.dataId);
-  return reshapeReleasing(backend, flat, attrs.inputShape);
+  return reshapeReleasing(backend, flat, info.inShape);
 }
 
-export const conv2DBackpropInputConfig: tf.KernelConfig = {
-  kernelName: tf.Conv2DBackpropInput,
-  backendName: 'webgpu',
-  kernelFunc: conv2DBackpropInput as unknown as tf.KernelFunc,
-};
+function deviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
+  return (backend as unknown as { device: { limits: GemmDeviceLimits } }).device.limits;
+}
+
+/** Picks the path of one conv. */
+export type InputGradientChooser = (info: tf.backend_util.Conv2DInfo, limits: GemmDeviceLimits) => InputGradientPath;
+
+/**
+ * The Conv2DBackpropInput kernel for webgpu. Benchmarks pass another `choose` to time each path on
+ * the same shapes; by default inputGradientPath chooses per conv.
+ */
+export function conv2DBackpropInputKernel(choose: InputGradientChooser = inputGradientPath): tf.KernelConfig {
+  const kernelFunc = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DBackpropInputAttrs }): tf.TensorInfo => {
+    const { backend, attrs } = args;
+    const { dy, filter, info } = inputGradientCall('webgpu', args.inputs, attrs);
+    switch (choose(info, deviceLimits(backend))) {
+      case 'implicit':
+        return implicitInputGradient(backend, dy, filter, info);
+      case 'columns':
+        return columnsInputGradient(backend, dy, filter, info);
+      case 'shipped':
+        return shippedWebgpuKernelFunc(tf.Conv2DBackpropInput)(args as never) as tf.TensorInfo;
+    }
+  };
+  return { kernelName: tf.Conv2DBackpropInput, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc };
+}
+
+export const conv2DBackpropInputConfig: tf.KernelConfig = conv2DBackpropInputKernel();

@@ -13,6 +13,11 @@ import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 export const GEMM_TILE = 64;
 const TILE_R = 16;
 
+/** Workgroups along the rows (dispatch y, limited to maxComputeWorkgroupsPerDimension: 65,535 by default). */
+export function gemmRowTiles(rows: number): number {
+  return Math.ceil(rows / GEMM_TILE);
+}
+
 export interface ImplicitGemmShape {
   rows: number;
   cols: number;
@@ -48,7 +53,7 @@ export class ImplicitGemmProgram implements WebGPUProgram {
     this.variableNames = variableNames;
     this.shaderKey = `condense_implicit_gemm_${key}`;
     this.uniforms = `gemmRows : i32, gemmCols : i32, gemmDepth : i32, gemmSteps : i32, ${uniforms}`;
-    this.dispatch = [Math.ceil(shape.cols / GEMM_TILE), Math.ceil(shape.rows / GEMM_TILE), 1];
+    this.dispatch = [Math.ceil(shape.cols / GEMM_TILE), gemmRowTiles(shape.rows), 1];
   }
 
   /** The four leading uniform values; the caller appends its own. */
