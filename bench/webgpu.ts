@@ -16,7 +16,8 @@
  * 3. Training and input-gradient steps, configurations added one at a time: tfjs' shipped webgpu
  *    kernels and uploads (Condense's backend-independent gradients and input-only path already on),
  *    + uploads through queue.writeBuffer, + the filter-gradient kernel, + the implicit input gradient,
- *    + the columns input gradient for strided and few-channel convs, + a deferred submit batch of 64.
+ *    + the columns input gradient for strided and few-channel convs, + Sum/Mean over leading axes
+ *    without a transpose, + a deferred submit batch of 64.
  * 4. PyTorch on CUDA (bench/torch/backend.py --device cuda), the same models and steps.
  * Writes bench/results/webgpu.json.
  */
@@ -189,6 +190,35 @@ async function kernelChecks(): Promise<CheckRow[]> {
     }
     tf.dispose([x, w, y, dy, gx, gw]);
   }
+  // Sum and Mean over leading axes (Condense's two-pass column reduction) and over others (shipped).
+  const reductions: Array<{ shape: number[]; axes: number[]; keepDims?: boolean }> = [
+    { shape: [128, 32, 32, 64], axes: [0, 1, 2] },
+    { shape: [16, 8, 8, 130], axes: [0, 1, 2], keepDims: true },
+    { shape: [2, 3, 5], axes: [0] },
+    { shape: [70000, 1], axes: [0] },
+    // 70,000 columns: the second pass's workgroups fold into a second dispatch dimension.
+    { shape: [3, 70000], axes: [0] },
+    { shape: [4, 6, 10], axes: [1, 2] },
+  ];
+  for (const [i, r] of reductions.entries()) {
+    // Offset by 3 so that means are far from 0 (the error is relative to max(|expected|, 1)).
+    const values = gaussian(r.shape.reduce((a, b) => a * b, 1), 800 + i).map((v) => v + 3);
+    for (const op of ['sum', 'mean'] as const) {
+      const run = async () => {
+        const out = tf.tidy(() => tf[op](tf.tensor(values, r.shape), r.axes, r.keepDims));
+        const got = { values: (await out.data()) as Float32Array, shape: out.shape };
+        out.dispose();
+        return got;
+      };
+      await tf.setBackend('cpu');
+      const expected = await run();
+      await tf.setBackend('webgpu');
+      const got = await run();
+      const sameShape = got.shape.join() === expected.shape.join();
+      const error = sameShape && got.values.length === expected.values.length ? relativeError(got.values, expected.values) : Number.POSITIVE_INFINITY;
+      rows.push({ check: `${op} of ${r.shape.join('×')} over axes ${r.axes.join(',')}${r.keepDims ? ' (keepDims)' : ''}`, error, tolerance: 1e-5, ok: error < 1e-5 });
+    }
+  }
   // AddN of more terms than the device binds storage buffers (the BN-statistics loss of ResNet-18 sums 20).
   const terms = Array.from({ length: 23 }, (_, i) => tf.fill([300], i + 0.5));
   const sum = tf.addN(terms);
@@ -328,6 +358,9 @@ interface Configuration {
 }
 
 const ALL_CONV_KERNELS = [...TIMED_KERNELS];
+/** Every kernel a configuration switches between tfjs' and Condense's. */
+const SWITCHED_KERNELS = [...ALL_CONV_KERNELS, tf.Sum, tf.Mean];
+const CONDENSE_DEFAULT_KERNELS = SWITCHED_KERNELS;
 const CONFIGURATIONS: Configuration[] = [
   { label: "tfjs' webgpu conv kernels and uploads", uploads: 'shipped', kernels: [], submitBatch: 15 },
   { label: '+ uploads through queue.writeBuffer', uploads: 'queue.writeBuffer', kernels: [], submitBatch: 15 },
@@ -339,15 +372,16 @@ const CONFIGURATIONS: Configuration[] = [
     inputGradient: (info) => (useGemmInputGradient(info) ? 'implicit' : 'shipped'),
     submitBatch: 15,
   },
-  { label: '+ columns and col2im for the other convs (Condense default)', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 15 },
-  { label: '+ deferred submit batch 64', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 64 },
+  { label: '+ columns and col2im for the other convs', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 15 },
+  { label: '+ Condense Sum and Mean over leading axes (Condense default)', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, submitBatch: 15 },
+  { label: '+ deferred submit batch 64', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, submitBatch: 64 },
 ];
-const DEFAULT_CONFIGURATION = 4;
+const DEFAULT_CONFIGURATION = 5;
 
 function configure(backend: Backend, c: Configuration): void {
   if (c.uploads === 'shipped') useShippedUploads(backend);
   else useQueueWriteUploads(backend);
-  restoreShippedWebgpuKernels(ALL_CONV_KERNELS.filter((k) => !c.kernels.includes(k)));
+  restoreShippedWebgpuKernels(SWITCHED_KERNELS.filter((k) => !c.kernels.includes(k)));
   useCondenseWebgpuKernels(c.kernels);
   if (c.inputGradient !== undefined) useInputGradientVariant(c.inputGradient);
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', c.submitBatch);

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { filterGradientSplit } from '../../src/core/tensors/webgpu-kernels/conv2d-backprop-filter';
 import { inputGradientPath, useGemmInputGradient } from '../../src/core/tensors/webgpu-kernels/conv2d-gemm';
 import { columnsBytes } from '../../src/core/tensors/webgpu-kernels/conv2d-input-columns';
+import { leadingReduction, rowSlices } from '../../src/core/tensors/webgpu-kernels/reduce-leading-axes';
 import { gpuWords } from '../../src/core/tensors/webgpu-kernels/upload';
 
 /**
@@ -99,5 +100,32 @@ describe('inputGradientPath', () => {
     // 128 images of 224² with 64 channels: 6.4 million rows, 100,352 tiles of 64.
     expect(inputGradientPath(info([128, 224, 224, 64], [3, 3, 64, 64], 1), limits)).toBe('shipped');
     expect(inputGradientPath(info([64, 224, 224, 64], [3, 3, 64, 64], 1), limits)).toBe('implicit');
+  });
+});
+
+describe('leadingReduction and rowSlices (webgpu Sum/Mean over leading axes)', () => {
+  test('views x as [rows, cols] only when the axes are the leading ones, some but not all', () => {
+    expect(leadingReduction([128, 32, 32, 64], [0, 1, 2])).toEqual({ rows: 131072, cols: 64 });
+    expect(leadingReduction([128, 32, 32, 64], [2, 0, 1])).toEqual({ rows: 131072, cols: 64 });
+    expect(leadingReduction([3, 4, 5], [0])).toEqual({ rows: 3, cols: 20 });
+    // Innermost axes, all axes, a gap, none, or an empty tensor: not this kernel's case.
+    expect(leadingReduction([3, 4, 5], [1, 2])).toBeUndefined();
+    expect(leadingReduction([3, 4, 5], [0, 1, 2])).toBeUndefined();
+    expect(leadingReduction([3, 4, 5], [0, 2])).toBeUndefined();
+    expect(leadingReduction([3, 4, 5], [])).toBeUndefined();
+    expect(leadingReduction([0, 4], [0])).toBeUndefined();
+  });
+
+  test.each([1, 63, 64, 129, 2048, 131072, 1_000_003])('%i rows: slices cover them exactly once, at most 1,024, at least 64 rows each when there are enough', (rows) => {
+    const { slices, rowsPerSlice } = rowSlices(rows);
+    expect(slices).toBeGreaterThanOrEqual(1);
+    expect(slices).toBeLessThanOrEqual(1024);
+    expect(slices * rowsPerSlice).toBeGreaterThanOrEqual(rows);
+    expect((slices - 1) * rowsPerSlice).toBeLessThan(rows);
+    if (rows >= 64) expect(rowsPerSlice).toBeGreaterThanOrEqual(64);
+  });
+
+  test('a ResNet-18 BatchNorm input (131,072 rows) is split 1,024 ways', () => {
+    expect(rowSlices(131072)).toEqual({ slices: 1024, rowsPerSlice: 128 });
   });
 });

@@ -5,6 +5,7 @@ import { replaceKernel } from '../kernel-calls';
 import { addNConfig } from './add-n';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2DBackpropInputConfig } from './conv2d-gemm';
+import { meanConfig, sumConfig } from './reduce-leading-axes';
 import { rememberShippedWebgpuKernel, shippedWebgpuKernel, shippedWebgpuKernels } from './shipped';
 import { useQueueWriteUploads, useShippedUploads } from './upload';
 
@@ -14,10 +15,11 @@ export { useQueueWriteUploads, useShippedUploads };
 export const WEBGPU_KERNELS_TFJS_VERSION = '4.22.0';
 
 /**
- * Replacements of kernels tfjs-backend-webgpu 4.22 ships: faster conv filter and input gradients (same
- * results up to float rounding order), and an AddN that stays within the device's storage-buffer limit.
+ * Replacements of kernels tfjs-backend-webgpu 4.22 ships: faster conv filter and input gradients and
+ * Sum/Mean over leading axes (same results up to float rounding order), and an AddN that stays within
+ * the device's storage-buffer limit.
  */
-export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, addNConfig];
+export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, sumConfig, meanConfig, addNConfig];
 
 export { shippedWebgpuKernel };
 
