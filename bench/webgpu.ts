@@ -11,13 +11,15 @@
  *    each of its paths forced; through tf.grad of conv2d) against the cpu backend on random shapes
  *    (strides, padding, odd sizes, split and unsplit reductions), and uploads (float32 with NaN/±∞,
  *    int32, bool) read back exactly; tensor and GPU buffer counts flat.
- * 2. The filter and input gradients alone at every conv shape of CIFAR ResNet-18 (batch 128):
- *    shipped vs ours.
+ * 2. The forward conv, filter and input gradients alone at every conv shape of CIFAR ResNet-18
+ *    (batch 128): shipped vs ours, each path and matrix-product tile (4×4, 8×4, 8×8 per thread) of
+ *    the input gradient, and the implicit-product forward conv (a candidate, not yet the default).
  * 3. Training and input-gradient steps, configurations added one at a time: tfjs' shipped webgpu
  *    kernels and uploads (Condense's backend-independent gradients and input-only path already on),
  *    + uploads through queue.writeBuffer, + the filter-gradient kernel, + the implicit input gradient,
  *    + the columns input gradient for strided and few-channel convs, + Sum/Mean over leading axes
- *    without a transpose, + a deferred submit batch of 64.
+ *    without a transpose, + a deferred submit batch of 64; then the default with the other tiles
+ *    and with the candidate forward conv.
  * 4. PyTorch on CUDA (bench/torch/backend.py --device cuda), the same models and steps.
  * Writes bench/results/webgpu.json.
  */
@@ -28,6 +30,7 @@ import { Command } from 'commander';
 import { initTensorBackend } from '../src/core/tensors/backend';
 import {
   restoreShippedWebgpuKernels,
+  useCandidateWebgpuKernel,
   useCondenseWebgpuKernels,
   useQueueWriteUploads,
   useShippedUploads,
@@ -36,6 +39,8 @@ import {
 } from '../src/core/tensors/webgpu-kernels';
 import { replaceKernel } from '../src/core/tensors/kernel-calls';
 import { conv2DBackpropInputKernel, useGemmInputGradient, type InputGradientChooser } from '../src/core/tensors/webgpu-kernels/conv2d-gemm';
+import { conv2DForwardKernel } from '../src/core/tensors/webgpu-kernels/conv2d-forward';
+import { GEMM_TILES } from '../src/core/tensors/webgpu-kernels/implicit-gemm';
 import { SeededRandom } from '../src/core/random';
 import { repoRoot } from './support/machine';
 import { writeBenchResults } from './support/results';
@@ -84,15 +89,36 @@ const CONV_PARTS: ConvPart[] = ['forward', 'filter gradient', 'input gradient'];
  * Ways of Condense's Conv2DBackpropInput: its default choice per conv, and each path forced on every
  * conv (both must be right on every shape, whichever the choice picks).
  */
-const INPUT_GRADIENT_VARIANTS: Array<{ label: string; choose?: InputGradientChooser }> = [
+interface InputGradientVariant {
+  label: string;
+  choose?: InputGradientChooser;
+  /** Outputs per thread of the matrix product ('4x4' when not given), of GEMM_TILES. */
+  tile?: string;
+}
+
+const INPUT_GRADIENT_VARIANTS: InputGradientVariant[] = [
   { label: 'Condense' },
-  { label: 'Condense implicit', choose: () => 'implicit' },
-  { label: 'Condense columns', choose: () => 'columns' },
+  ...(['implicit', 'columns'] as const).flatMap((path) =>
+    Object.keys(GEMM_TILES).map((tile) => ({ label: `${path} ${tile}`, choose: () => path, tile })),
+  ),
 ];
 
-/** Registers Condense's Conv2DBackpropInput with `choose` (its default choice when undefined). */
-function useInputGradientVariant(choose?: InputGradientChooser): void {
-  replaceKernel(conv2DBackpropInputKernel(choose));
+/** Forward conv: tfjs' own, or Condense's implicit product (a candidate) with a tile of GEMM_TILES. */
+const FORWARD_VARIANTS = ['shipped', ...Object.keys(GEMM_TILES).map((tile) => `implicit ${tile}`)];
+
+/** Registers Conv2D and FusedConv2D as `variant` of FORWARD_VARIANTS says. */
+function useForwardVariant(variant: string): void {
+  if (variant === 'shipped') {
+    restoreShippedWebgpuKernels([tf.Conv2D, tf.FusedConv2D]);
+    return;
+  }
+  const tile = GEMM_TILES[variant.replace('implicit ', '')];
+  for (const name of [tf.Conv2D, tf.FusedConv2D] as const) useCandidateWebgpuKernel(conv2DForwardKernel(name, tile));
+}
+
+/** Registers Condense's Conv2DBackpropInput as `variant` says (its default when undefined). */
+function useInputGradientVariant(variant?: Omit<InputGradientVariant, 'label'>): void {
+  replaceKernel(conv2DBackpropInputKernel(variant?.choose, variant?.tile === undefined ? undefined : GEMM_TILES[variant.tile]));
 }
 
 /**
@@ -144,16 +170,39 @@ async function kernelChecks(): Promise<CheckRow[]> {
       await tf.setBackend('cpu');
       const expected = await convPart(part, c, x, dy, filter);
       await tf.setBackend('webgpu');
-      const variants = part === 'input gradient' ? INPUT_GRADIENT_VARIANTS : [{ label: '', choose: undefined }];
+      const variants: InputGradientVariant[] =
+        part === 'input gradient' ? INPUT_GRADIENT_VARIANTS : part === 'forward' ? FORWARD_VARIANTS.map((label) => ({ label })) : [{ label: '' }];
       for (const variant of variants) {
-        if (part === 'input gradient') useInputGradientVariant(variant.choose);
+        if (part === 'input gradient') useInputGradientVariant(variant);
+        if (part === 'forward') useForwardVariant(variant.label);
         const got = await convPart(part, c, x, dy, filter);
         const error = got.length === expected.length ? relativeError(got, expected) : Number.POSITIVE_INFINITY;
         const label = variant.label === '' ? '' : ` (${variant.label})`;
         rows.push({ check: `conv2d ${part}${label}: x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides} pad ${c.pad}`, error, tolerance: 1e-4, ok: error < 1e-4 });
       }
       useInputGradientVariant(undefined);
+      useForwardVariant('shipped');
     }
+    // FusedConv2D with a bias and relu, each forward variant.
+    const bias = gaussian(c.filter[3], 350 + i);
+    const fused = async () => {
+      const out = tf.tidy(() =>
+        tf.fused.conv2d({ x: tf.tensor4d(x, c.x), filter: tf.tensor4d(filter, c.filter), strides: c.strides, pad: c.pad, bias: tf.tensor1d(bias), activation: 'relu' }),
+      );
+      const values = (await out.data()) as Float32Array;
+      out.dispose();
+      return values;
+    };
+    await tf.setBackend('cpu');
+    const expectedFused = await fused();
+    await tf.setBackend('webgpu');
+    for (const variant of FORWARD_VARIANTS) {
+      useForwardVariant(variant);
+      const got = await fused();
+      const error = got.length === expectedFused.length ? relativeError(got, expectedFused) : Number.POSITIVE_INFINITY;
+      rows.push({ check: `fused conv2d + bias + relu (${variant}): x ${c.x.join('×')} filter ${c.filter.join('×')} stride ${c.strides} pad ${c.pad}`, error, tolerance: 1e-4, ok: error < 1e-4 });
+    }
+    useForwardVariant('shipped');
   }
   // Central differences on webgpu itself: f(x, w) = Σ conv2d(x, w)·dy along a random direction of x and of w.
   for (const [i, c] of [FILTER_CASES[1], FILTER_CASES[5]].entries()) {
@@ -274,8 +323,14 @@ interface KernelTiming {
   ms: Record<string, number>;
 }
 
+/** The timing columns of the conv-kernel table, in order. */
+const KERNEL_VARIANT_COLUMNS = ['shipped', 'shipped (matmul program)', ...INPUT_GRADIENT_VARIANTS.slice(1).map((v) => v.label), 'Condense'];
+// The forward variants' labels are among them (FORWARD_VARIANTS: shipped, implicit 4x4, ...).
+
 /** Kernels Condense replaces on webgpu for speed (AddN's replacement is a fix, always on). */
 const TIMED_KERNELS = [tf.Conv2DBackpropInput, tf.Conv2DBackpropFilter] as const;
+/** Kernels with a candidate replacement, timed beside the shipped one. */
+const CANDIDATE_TIMED_KERNELS = [tf.Conv2D] as const;
 
 /**
  * GPU ms per call of `kernel` from the device's timestamps (tf.profile's kernelTimeMs, which covers
@@ -314,7 +369,8 @@ async function timeConvKernels(repeats: number): Promise<KernelTiming[]> {
     const m = s.x[0] * out * out;
     const gflop = (2 * m * s.filter[0] * s.filter[1] * s.filter[2] * s.filter[3]) / 1e9;
     const common = { strides: s.stride, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined };
-    const calls: Record<(typeof TIMED_KERNELS)[number], () => tf.Tensor> = {
+    const calls: Record<(typeof TIMED_KERNELS)[number] | (typeof CANDIDATE_TIMED_KERNELS)[number], () => tf.Tensor> = {
+      [tf.Conv2D]: () => tf.engine().runKernel(tf.Conv2D, { x, filter: w }, { ...common, dilations: 1 } as never) as tf.Tensor,
       [tf.Conv2DBackpropInput]: () => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: w }, { ...common, inputShape: s.x } as never) as tf.Tensor,
       [tf.Conv2DBackpropFilter]: () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...common, filterShape: s.filter } as never) as tf.Tensor,
     };
@@ -330,13 +386,24 @@ async function timeConvKernels(repeats: number): Promise<KernelTiming[]> {
       useCondenseWebgpuKernels([kernel]);
       if (kernel === tf.Conv2DBackpropInput) {
         for (const variant of INPUT_GRADIENT_VARIANTS) {
-          useInputGradientVariant(variant.choose);
-          ms[variant.label] = await timeKernelCalls(kernel, calls[kernel], repeats);
+          useInputGradientVariant(variant);
+          // A forced path that does not fit the device (a columns matrix over its binding limit) throws: no timing.
+          const timing = await timeKernelCalls(kernel, calls[kernel], repeats).catch(() => undefined);
+          if (timing !== undefined) ms[variant.label] = timing;
         }
         useInputGradientVariant(undefined);
       } else {
         ms.Condense = await timeKernelCalls(kernel, calls[kernel], repeats);
       }
+      rows.push({ kernel, shape: s.label, gflop, ms });
+    }
+    for (const kernel of CANDIDATE_TIMED_KERNELS) {
+      const ms: Record<string, number> = {};
+      for (const variant of FORWARD_VARIANTS) {
+        useForwardVariant(variant);
+        ms[variant] = await timeKernelCalls(kernel, calls[kernel], repeats);
+      }
+      useForwardVariant('shipped');
       rows.push({ kernel, shape: s.label, gflop, ms });
     }
     tf.dispose([x, dy, w]);
@@ -354,6 +421,10 @@ interface Configuration {
   kernels: readonly string[];
   /** How Condense's Conv2DBackpropInput picks its path per conv, where not its default. */
   inputGradient?: InputGradientChooser;
+  /** Its matrix product's outputs per thread, of GEMM_TILES, where not its default. */
+  gemmTile?: string;
+  /** Forward conv (Conv2D, FusedConv2D), of FORWARD_VARIANTS; 'shipped' when not given. */
+  forward?: string;
   submitBatch: number;
 }
 
@@ -375,6 +446,18 @@ const CONFIGURATIONS: Configuration[] = [
   { label: '+ columns and col2im for the other convs', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 15 },
   { label: '+ Condense Sum and Mean over leading axes (Condense default)', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, submitBatch: 15 },
   { label: '+ deferred submit batch 64', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, submitBatch: 64 },
+  { label: 'Condense default, input-gradient product 8×4 per thread', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, gemmTile: '8x4', submitBatch: 15 },
+  { label: 'Condense default, input-gradient product 8×8 per thread', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, gemmTile: '8x8', submitBatch: 15 },
+  { label: 'Condense default + forward conv as implicit product 4×4', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, forward: 'implicit 4x4', submitBatch: 15 },
+  { label: 'Condense default + forward conv as implicit product 8×4', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, forward: 'implicit 8x4', submitBatch: 15 },
+  {
+    label: 'Condense default, forward conv and input gradient 8×4',
+    uploads: 'queue.writeBuffer',
+    kernels: CONDENSE_DEFAULT_KERNELS,
+    forward: 'implicit 8x4',
+    gemmTile: '8x4',
+    submitBatch: 15,
+  },
 ];
 const DEFAULT_CONFIGURATION = 5;
 
@@ -383,7 +466,8 @@ function configure(backend: Backend, c: Configuration): void {
   else useQueueWriteUploads(backend);
   restoreShippedWebgpuKernels(SWITCHED_KERNELS.filter((k) => !c.kernels.includes(k)));
   useCondenseWebgpuKernels(c.kernels);
-  if (c.inputGradient !== undefined) useInputGradientVariant(c.inputGradient);
+  if (c.inputGradient !== undefined || c.gemmTile !== undefined) useInputGradientVariant({ choose: c.inputGradient, tile: c.gemmTile });
+  useForwardVariant(c.forward ?? 'shipped');
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', c.submitBatch);
 }
 
@@ -475,13 +559,13 @@ async function main(): Promise<void> {
   if (kernelTimes.length > 0) {
     printTable(
       'conv kernels alone, CIFAR ResNet-18 shapes (batch 128): GPU ms per call from device timestamps (TFLOP/s)',
-      ['kernel', 'conv', 'GFLOP', 'shipped', 'shipped, matmul program', 'Condense implicit', 'Condense columns', 'Condense', 'speed-up over shipped'],
+      ['kernel', 'conv', 'GFLOP', ...KERNEL_VARIANT_COLUMNS, 'Condense default over shipped', 'fastest'],
       kernelTimes.map((r) => {
         const cell = (ms: number | undefined) => (ms === undefined ? undefined : `${ms.toFixed(2)} (${(r.gflop / ms).toFixed(1)})`);
-        const ms = r.ms;
-        return [r.kernel, r.shape, r.gflop, cell(ms.shipped), cell(ms['shipped (matmul program)']), cell(ms['Condense implicit']), cell(ms['Condense columns']), cell(ms.Condense), ms.shipped / ms.Condense];
+        const fastest = Object.entries(r.ms).reduce((a, b) => (b[1] < a[1] ? b : a));
+        return [r.kernel, r.shape, r.gflop, ...KERNEL_VARIANT_COLUMNS.map((v) => cell(r.ms[v])), r.ms.Condense === undefined ? undefined : r.ms.shipped / r.ms.Condense, fastest[0]];
       }),
-      [0, 0, 2, 0, 0, 0, 0, 0, 1],
+      [0, 0, 2, ...KERNEL_VARIANT_COLUMNS.map(() => 0), 1, 0],
     );
   }
   configure(backend, CONFIGURATIONS[DEFAULT_CONFIGURATION]);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { filterGradientSplit } from '../../src/core/tensors/webgpu-kernels/conv2d-backprop-filter';
-import { inputGradientPath, useGemmInputGradient } from '../../src/core/tensors/webgpu-kernels/conv2d-gemm';
+import { inputGradientPath, pathFits, useGemmInputGradient } from '../../src/core/tensors/webgpu-kernels/conv2d-gemm';
 import { columnsBytes } from '../../src/core/tensors/webgpu-kernels/conv2d-input-columns';
 import { leadingReduction, rowSlices } from '../../src/core/tensors/webgpu-kernels/reduce-leading-axes';
 import { gpuWords } from '../../src/core/tensors/webgpu-kernels/upload';
@@ -94,6 +94,14 @@ describe('inputGradientPath', () => {
     const big = info([512, 32, 32, 64], [3, 3, 64, 128], 2);
     expect(inputGradientPath(big, limits)).toBe('shipped');
     expect(inputGradientPath(big, { ...limits, maxStorageBufferBindingSize: 2 ** 30 })).toBe('columns');
+  });
+
+  test('pathFits: what a forced path needs of the device (the kernel refuses a path that does not fit)', () => {
+    const big = info([512, 32, 32, 64], [3, 3, 64, 128], 2);
+    expect(pathFits('columns', big, limits)).toBe(false);
+    expect(pathFits('implicit', big, limits)).toBe(true);
+    expect(pathFits('shipped', big, limits)).toBe(true);
+    expect(pathFits('implicit', info([128, 224, 224, 64], [3, 3, 64, 64], 1), limits)).toBe(false);
   });
 
   test('no path whose row tiles would exceed one dispatch dimension', () => {

@@ -3,7 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { type Conv2DBackpropInputAttrs, inputGradientCall } from '../conv-gradient-info';
 import { runKernelOn } from '../kernel-calls';
 import { columnsBytes, columnsInputGradient } from './conv2d-input-columns';
-import { gemmRowTiles, ImplicitGemmProgram } from './implicit-gemm';
+import { DEFAULT_GEMM_TILE, gemmRowTiles, ImplicitGemmProgram, type GemmTile } from './implicit-gemm';
 import { reshapeReleasing } from './reshape';
 import { shippedWebgpuKernelFunc } from './shipped';
 
@@ -97,15 +97,24 @@ export interface GemmDeviceLimits {
  * else the shipped kernel.
  */
 export function inputGradientPath(info: tf.backend_util.Conv2DInfo, limits: GemmDeviceLimits): InputGradientPath {
-  const rowTilesFit = (rows: number) => gemmRowTiles(rows) <= limits.maxComputeWorkgroupsPerDimension;
-  if (useGemmInputGradient(info)) {
-    return rowTilesFit(info.batchSize * info.inHeight * info.inWidth) ? 'implicit' : 'shipped';
-  }
-  const fits = rowTilesFit(info.batchSize * info.outHeight * info.outWidth) && columnsBytes(info) <= limits.maxStorageBufferBindingSize;
-  return fits ? 'columns' : 'shipped';
+  const preferred = useGemmInputGradient(info) ? 'implicit' : 'columns';
+  return pathFits(preferred, info, limits) ? preferred : 'shipped';
 }
 
-function implicitInputGradient(backend: WebGPUBackend, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+/** Whether `path` can run the conv within the device's limits. */
+export function pathFits(path: InputGradientPath, info: tf.backend_util.Conv2DInfo, limits: GemmDeviceLimits): boolean {
+  const rowTilesFit = (rows: number) => gemmRowTiles(rows) <= limits.maxComputeWorkgroupsPerDimension;
+  switch (path) {
+    case 'implicit':
+      return rowTilesFit(info.batchSize * info.inHeight * info.inWidth);
+    case 'columns':
+      return rowTilesFit(info.batchSize * info.outHeight * info.outWidth) && columnsBytes(info) <= limits.maxStorageBufferBindingSize;
+    case 'shipped':
+      return true;
+  }
+}
+
+function implicitInputGradient(backend: WebGPUBackend, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, tile: GemmTile): tf.TensorInfo {
   const filterT = runKernelOn('webgpu', backend, tf.Transpose, { x: filter }, { perm: [0, 1, 3, 2] });
   const program = new ImplicitGemmProgram(
     { rows: info.batchSize * info.inHeight * info.inWidth, cols: info.inChannels, depth: info.filterHeight * info.filterWidth * info.outChannels },
@@ -113,6 +122,7 @@ function implicitInputGradient(backend: WebGPUBackend, dy: tf.TensorInfo, filter
     'conv2d_input_gradient',
     CONV_UNIFORMS,
     INPUT_GRADIENT_OPERANDS,
+    tile,
   );
   const flat = backend.runWebGPUProgram(program, [dy, filterT], 'float32', [...program.gemmUniforms(), ...convUniforms(info)]);
   backend.disposeData(filterT.dataId);
@@ -127,18 +137,27 @@ function deviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
 export type InputGradientChooser = (info: tf.backend_util.Conv2DInfo, limits: GemmDeviceLimits) => InputGradientPath;
 
 /**
- * The Conv2DBackpropInput kernel for webgpu. Benchmarks pass another `choose` to time each path on
- * the same shapes; by default inputGradientPath chooses per conv.
+ * The Conv2DBackpropInput kernel for webgpu. Benchmarks pass another `choose` or `tile` to time each
+ * path and tile on the same shapes; by default inputGradientPath chooses per conv, with 4×4 per thread.
  */
-export function conv2DBackpropInputKernel(choose: InputGradientChooser = inputGradientPath): tf.KernelConfig {
+export function conv2DBackpropInputKernel(choose: InputGradientChooser = inputGradientPath, tile: GemmTile = DEFAULT_GEMM_TILE): tf.KernelConfig {
   const kernelFunc = (args: { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: Conv2DBackpropInputAttrs }): tf.TensorInfo => {
     const { backend, attrs } = args;
     const { dy, filter, info } = inputGradientCall('webgpu', args.inputs, attrs);
-    switch (choose(info, deviceLimits(backend))) {
+    const limits = deviceLimits(backend);
+    const path = choose(info, limits);
+    if (!pathFits(path, info, limits)) {
+      throw new Error(
+        `webgpu Conv2DBackpropInput: the ${path} path does not fit this device for input ${info.inShape.join('×')} and filter ` +
+          `${[info.filterHeight, info.filterWidth, info.inChannels, info.outChannels].join('×')} (columns matrix ${columnsBytes(info)} bytes, ` +
+          `storage binding limit ${limits.maxStorageBufferBindingSize}; workgroups per dimension ${limits.maxComputeWorkgroupsPerDimension})`,
+      );
+    }
+    switch (path) {
       case 'implicit':
-        return implicitInputGradient(backend, dy, filter, info);
+        return implicitInputGradient(backend, dy, filter, info, tile);
       case 'columns':
-        return columnsInputGradient(backend, dy, filter, info);
+        return columnsInputGradient(backend, dy, filter, info, tile);
       case 'shipped':
         return shippedWebgpuKernelFunc(tf.Conv2DBackpropInput)(args as never) as tf.TensorInfo;
     }

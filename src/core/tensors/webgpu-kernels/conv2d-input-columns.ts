@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { runKernelOn } from '../kernel-calls';
-import { ImplicitGemmProgram } from './implicit-gemm';
+import { DEFAULT_GEMM_TILE, ImplicitGemmProgram, type GemmTile } from './implicit-gemm';
 
 /**
  * Conv2D's input gradient on webgpu in two passes, for the convs the implicit product
@@ -102,7 +102,13 @@ const COLUMNS_OPERANDS = `
 `;
 
 /** dx of Conv2D through the columns matrix (dilation 1; tfjs' Conv2DBackpropInput has no dilation). */
-export function columnsInputGradient(backend: WebGPUBackend, dy: tf.TensorInfo, filter: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+export function columnsInputGradient(
+  backend: WebGPUBackend,
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  tile: GemmTile = DEFAULT_GEMM_TILE,
+): tf.TensorInfo {
   const k = info.filterHeight * info.filterWidth * info.inChannels;
   // [kh,kw,ci,co] → [co,kh,kw,ci]: row r of B is output channel r, contiguous over (kh,kw,ci).
   const filterT = runKernelOn('webgpu', backend, tf.Transpose, { x: filter }, { perm: [3, 0, 1, 2] });
@@ -112,6 +118,7 @@ export function columnsInputGradient(backend: WebGPUBackend, dy: tf.TensorInfo, 
     'conv2d_input_gradient_columns',
     'outChannels : i32,',
     COLUMNS_OPERANDS,
+    tile,
   );
   const columns = backend.runWebGPUProgram(gemm, [dy, filterT], 'float32', [...gemm.gemmUniforms(), { type: 'int32', data: [info.outChannels] }]);
   backend.disposeData(filterT.dataId);

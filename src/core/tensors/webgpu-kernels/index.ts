@@ -61,6 +61,15 @@ export function restoreShippedWebgpuKernels(names: readonly string[]): void {
   }
 }
 
+/**
+ * Registers a candidate kernel (one being measured, not in WEBGPU_REPLACEMENT_KERNELS), keeping the
+ * shipped kernel it displaces for its fallbacks and for restoreShippedWebgpuKernels.
+ */
+export function useCandidateWebgpuKernel(config: tf.KernelConfig): void {
+  const displaced = replaceKernel(config);
+  if (displaced !== undefined && shippedWebgpuKernel(config.kernelName) === undefined) rememberShippedWebgpuKernel(displaced);
+}
+
 /** Registers ours again after restoreShippedWebgpuKernels. */
 export function useCondenseWebgpuKernels(names: readonly string[]): void {
   for (const config of WEBGPU_REPLACEMENT_KERNELS) {
