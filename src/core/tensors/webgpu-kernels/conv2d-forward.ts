@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { kernelInput } from '../kernel-calls';
-import { DEFAULT_GEMM_TILE, gemmRowTiles, ImplicitGemmProgram, type GemmTile } from './implicit-gemm';
+import { DEFAULT_GEMM_TILE, deviceLimits, gemmRowTiles, ImplicitGemmProgram, type GemmTile } from './implicit-gemm';
 import { reshapeReleasing } from './reshape';
 import { shippedWebgpuKernelFunc } from './shipped';
 
@@ -117,7 +117,7 @@ export function conv2DForwardKernel(kernelName: ConvKernelName, tile: GemmTile =
       (activation === 'linear' || activation === 'relu') &&
       inputs.preluActivationWeights === undefined &&
       (bias === undefined || (bias.shape.length === 1 && bias.shape[0] === info.outChannels)) &&
-      gemmRowTiles(rows) <= (backend as unknown as { device: { limits: { maxComputeWorkgroupsPerDimension: number } } }).device.limits.maxComputeWorkgroupsPerDimension;
+      gemmRowTiles(rows) <= deviceLimits(backend).maxComputeWorkgroupsPerDimension;
     if (!covered) return shippedWebgpuKernelFunc(kernelName)(args as never) as tf.TensorInfo;
     const program = new ImplicitGemmProgram(
       { rows, cols: info.outChannels, depth: info.filterHeight * info.filterWidth * info.inChannels },

@@ -3,7 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { type Conv2DBackpropInputAttrs, inputGradientCall } from '../conv-gradient-info';
 import { runKernelOn } from '../kernel-calls';
 import { columnsBytes, columnsInputGradient } from './conv2d-input-columns';
-import { DEFAULT_GEMM_TILE, gemmRowTiles, ImplicitGemmProgram, type GemmTile } from './implicit-gemm';
+import { DEFAULT_GEMM_TILE, deviceLimits, gemmRowTiles, ImplicitGemmProgram, type GemmDeviceLimits, type GemmTile } from './implicit-gemm';
 import { reshapeReleasing } from './reshape';
 import { shippedWebgpuKernelFunc } from './shipped';
 
@@ -84,12 +84,6 @@ export function useGemmInputGradient(info: tf.backend_util.Conv2DInfo): boolean 
 
 export type InputGradientPath = 'implicit' | 'columns' | 'shipped';
 
-/** The device limits the paths are checked against (names as in GPUSupportedLimits). */
-export interface GemmDeviceLimits {
-  maxStorageBufferBindingSize: number;
-  maxComputeWorkgroupsPerDimension: number;
-}
-
 /**
  * How Conv2DBackpropInput runs a conv: the implicit product where it measured faster, the columns
  * matrix and col2im (conv2d-input-columns.ts) for the rest, each only within the device's limits
@@ -127,10 +121,6 @@ function implicitInputGradient(backend: WebGPUBackend, dy: tf.TensorInfo, filter
   const flat = backend.runWebGPUProgram(program, [dy, filterT], 'float32', [...program.gemmUniforms(), ...convUniforms(info)]);
   backend.disposeData(filterT.dataId);
   return reshapeReleasing(backend, flat, info.inShape);
-}
-
-function deviceLimits(backend: WebGPUBackend): GemmDeviceLimits {
-  return (backend as unknown as { device: { limits: GemmDeviceLimits } }).device.limits;
 }
 
 /** Picks the path of one conv. */

@@ -29,6 +29,17 @@ export const GEMM_TILES: Record<string, GemmTile> = {
   '8x8': { rowsPerThread: 8, colsPerThread: 8 },
 };
 
+/** The device limits a product and its operands are checked against (names as in GPUSupportedLimits). */
+export interface GemmDeviceLimits {
+  maxStorageBufferBindingSize: number;
+  maxComputeWorkgroupsPerDimension: number;
+}
+
+/** The limits of the device a webgpu backend (tfjs-backend-webgpu's WebGPUBackend) runs on. */
+export function deviceLimits(backend: unknown): GemmDeviceLimits {
+  return (backend as { device: { limits: GemmDeviceLimits } }).device.limits;
+}
+
 /** Rows of the smallest tile: the most row tiles any tile needs. */
 export const GEMM_TILE = 64;
 const TILE_R = 16;
