@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { kernelInput } from '../kernel-calls';
+import { CONV_PRODUCT_FIELDS, type ConvField, convUniformDeclarations, convUniformValues } from './conv-uniforms';
 import { DEFAULT_GEMM_TILE, deviceLimits, gemmRowTiles, ImplicitGemmProgram, type GemmTile } from './implicit-gemm';
 import { reshapeReleasing } from './reshape';
 import { shippedWebgpuKernelFunc } from './shipped';
@@ -25,9 +26,7 @@ interface Conv2DAttrs {
   activation?: string;
 }
 
-const FORWARD_UNIFORMS =
-  'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, outChannels : i32, ' +
-  'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32, dilationHeight : i32, dilationWidth : i32,';
+const FORWARD_FIELDS: readonly ConvField[] = [...CONV_PRODUCT_FIELDS, 'dilationHeight', 'dilationWidth'];
 
 /** A: x at the input pixel each (output pixel, filter tap) reads; B: the filter [(kh,kw,ci), co]. */
 const FORWARD_OPERANDS = `
@@ -69,24 +68,6 @@ function epilogueCode(hasBias: boolean, activation: 'linear' | 'relu'): string {
 `;
 }
 
-function forwardUniforms(info: tf.backend_util.Conv2DInfo): Array<{ type: string; data: number[] }> {
-  return [
-    info.inHeight,
-    info.inWidth,
-    info.inChannels,
-    info.outHeight,
-    info.outWidth,
-    info.outChannels,
-    info.filterWidth,
-    info.strideHeight,
-    info.strideWidth,
-    info.padInfo.top,
-    info.padInfo.left,
-    info.dilationHeight,
-    info.dilationWidth,
-  ].map((v) => ({ type: 'int32', data: [v] }));
-}
-
 type ConvKernelName = typeof tf.Conv2D | typeof tf.FusedConv2D;
 
 /**
@@ -123,12 +104,12 @@ export function conv2DForwardKernel(kernelName: ConvKernelName, tile: GemmTile =
       { rows, cols: info.outChannels, depth: info.filterHeight * info.filterWidth * info.inChannels },
       bias === undefined ? ['x', 'W'] : ['x', 'W', 'bias'],
       `conv2d_forward_${bias === undefined ? 'nobias' : 'bias'}_${activation}`,
-      FORWARD_UNIFORMS,
+      convUniformDeclarations(FORWARD_FIELDS),
       FORWARD_OPERANDS + epilogueCode(bias !== undefined, activation),
       tile,
       true,
     );
-    const flat = backend.runWebGPUProgram(program, bias === undefined ? [x, filter] : [x, filter, bias], 'float32', [...program.gemmUniforms(), ...forwardUniforms(info)]);
+    const flat = backend.runWebGPUProgram(program, bias === undefined ? [x, filter] : [x, filter, bias], 'float32', [...program.gemmUniforms(), ...convUniformValues(info, FORWARD_FIELDS)]);
     return reshapeReleasing(backend, flat, info.outShape);
   };
   return { kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc };

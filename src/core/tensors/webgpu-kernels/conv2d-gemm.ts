@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { type Conv2DBackpropInputAttrs, inputGradientCall } from '../conv-gradient-info';
 import { runKernelOn } from '../kernel-calls';
+import { CONV_PRODUCT_FIELDS, convUniformDeclarations, convUniformValues } from './conv-uniforms';
 import { columnsBytes, columnsInputGradient } from './conv2d-input-columns';
 import { DEFAULT_GEMM_TILE, deviceLimits, gemmRowTiles, ImplicitGemmProgram, type GemmDeviceLimits, type GemmTile } from './implicit-gemm';
 import { reshapeReleasing } from './reshape';
@@ -18,25 +19,7 @@ import { shippedWebgpuKernelFunc } from './shipped';
  * strided and few-channel convs go through a stored columns matrix instead (conv2d-input-columns.ts).
  */
 
-const CONV_UNIFORMS =
-  'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, outChannels : i32, ' +
-  'filterWidth : i32, strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32,';
-
-function convUniforms(info: tf.backend_util.Conv2DInfo): Array<{ type: string; data: number[] }> {
-  return [
-    info.inHeight,
-    info.inWidth,
-    info.inChannels,
-    info.outHeight,
-    info.outWidth,
-    info.outChannels,
-    info.filterWidth,
-    info.strideHeight,
-    info.strideWidth,
-    info.padInfo.top,
-    info.padInfo.left,
-  ].map((v) => ({ type: 'int32', data: [v] }));
-}
+const INPUT_GRADIENT_FIELDS = CONV_PRODUCT_FIELDS;
 
 /** A: dy gathered at the output position each (input pixel, filter tap) came from; B: filter [kh,kw,co,ci]. */
 const INPUT_GRADIENT_OPERANDS = `
@@ -114,11 +97,11 @@ function implicitInputGradient(backend: WebGPUBackend, dy: tf.TensorInfo, filter
     { rows: info.batchSize * info.inHeight * info.inWidth, cols: info.inChannels, depth: info.filterHeight * info.filterWidth * info.outChannels },
     ['dy', 'weightsT'],
     'conv2d_input_gradient',
-    CONV_UNIFORMS,
+    convUniformDeclarations(INPUT_GRADIENT_FIELDS),
     INPUT_GRADIENT_OPERANDS,
     tile,
   );
-  const flat = backend.runWebGPUProgram(program, [dy, filterT], 'float32', [...program.gemmUniforms(), ...convUniforms(info)]);
+  const flat = backend.runWebGPUProgram(program, [dy, filterT], 'float32', [...program.gemmUniforms(), ...convUniformValues(info, INPUT_GRADIENT_FIELDS)]);
   backend.disposeData(filterT.dataId);
   return reshapeReleasing(backend, flat, info.inShape);
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { runKernelOn } from '../kernel-calls';
+import { type ConvField, convUniformDeclarations, convUniformValues, int32Uniforms } from './conv-uniforms';
 import { DEFAULT_GEMM_TILE, ImplicitGemmProgram, type GemmTile } from './implicit-gemm';
 
 /**
@@ -23,9 +24,19 @@ export function columnsBytes(info: tf.backend_util.Conv2DInfo): number {
   return 4 * info.batchSize * info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
 }
 
-const COL2IM_UNIFORMS =
-  'inHeight : i32, inWidth : i32, inChannels : i32, outHeight : i32, outWidth : i32, filterHeight : i32, filterWidth : i32, ' +
-  'strideHeight : i32, strideWidth : i32, padTop : i32, padLeft : i32, columnsWidth : i32,';
+const COL2IM_FIELDS: ConvField[] = [
+  'inHeight',
+  'inWidth',
+  'inChannels',
+  'outHeight',
+  'outWidth',
+  'filterHeight',
+  'filterWidth',
+  'strideHeight',
+  'strideWidth',
+  'padTop',
+  'padLeft',
+];
 
 /** dx [b, ih, iw, ci] gathered from the columns matrix; one thread per element. */
 class Col2ImProgram implements WebGPUProgram {
@@ -34,7 +45,7 @@ class Col2ImProgram implements WebGPUProgram {
   dispatchLayout: { x: number[] };
   dispatch: [number, number, number];
   variableNames = ['columns'];
-  uniforms = COL2IM_UNIFORMS;
+  uniforms = `${convUniformDeclarations(COL2IM_FIELDS)} columnsWidth : i32,`;
   workgroupSize: [number, number, number] = [64, 1, 1];
   size = true;
 
@@ -120,22 +131,9 @@ export function columnsInputGradient(
     COLUMNS_OPERANDS,
     tile,
   );
-  const columns = backend.runWebGPUProgram(gemm, [dy, filterT], 'float32', [...gemm.gemmUniforms(), { type: 'int32', data: [info.outChannels] }]);
+  const columns = backend.runWebGPUProgram(gemm, [dy, filterT], 'float32', [...gemm.gemmUniforms(), ...int32Uniforms([info.outChannels])]);
   backend.disposeData(filterT.dataId);
-  const uniforms = [
-    info.inHeight,
-    info.inWidth,
-    info.inChannels,
-    info.outHeight,
-    info.outWidth,
-    info.filterHeight,
-    info.filterWidth,
-    info.strideHeight,
-    info.strideWidth,
-    info.padInfo.top,
-    info.padInfo.left,
-    k,
-  ].map((v) => ({ type: 'int32', data: [v] }));
+  const uniforms = [...convUniformValues(info, COL2IM_FIELDS), ...int32Uniforms([k])];
   const dx = backend.runWebGPUProgram(new Col2ImProgram(info.inShape), [columns], 'float32', uniforms);
   backend.disposeData(columns.dataId);
   return dx;

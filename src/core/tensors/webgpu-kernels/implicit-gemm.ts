@@ -1,4 +1,5 @@
 import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { int32Uniforms, type ProgramUniform } from './conv-uniforms';
 
 /**
  * A matrix product out[row, col] = Σ_r A(row, r) · B(r, col) whose operands are read through WGSL
@@ -101,9 +102,9 @@ export class ImplicitGemmProgram implements WebGPUProgram {
   }
 
   /** The four leading uniform values; the caller appends its own. */
-  gemmUniforms(): Array<{ type: string; data: number[] }> {
+  gemmUniforms(): ProgramUniform[] {
     const { rows, cols, depth } = this.shape;
-    return [rows, cols, depth, Math.ceil(depth / TILE_R)].map((v) => ({ type: 'int32', data: [v] }));
+    return int32Uniforms([rows, cols, depth, Math.ceil(depth / TILE_R)]);
   }
 
   getUserCode(): string {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { kernelInput } from '../kernel-calls';
+import { int32Uniforms } from './conv-uniforms';
 import { reshapeReleasing } from './reshape';
 import { shippedWebgpuKernelFunc } from './shipped';
 
@@ -156,14 +157,9 @@ function reduceLeading(kind: 'Sum' | 'Mean') {
     const view = x.dtype === 'float32' ? leadingReduction(x.shape, axes) : undefined;
     if (view === undefined) return shippedWebgpuKernelFunc(kind)(args as never) as tf.TensorInfo;
     const { slices, rowsPerSlice } = rowSlices(view.rows);
-    const partial = backend.runWebGPUProgram(new ColumnPartialSumProgram(slices, view.cols), [x], 'float32', [
-      { type: 'int32', data: [view.rows] },
-      { type: 'int32', data: [view.cols] },
-      { type: 'int32', data: [rowsPerSlice] },
-    ]);
+    const partial = backend.runWebGPUProgram(new ColumnPartialSumProgram(slices, view.cols), [x], 'float32', int32Uniforms([view.rows, view.cols, rowsPerSlice]));
     const total = backend.runWebGPUProgram(new ColumnTotalProgram(view.cols), [partial], 'float32', [
-      { type: 'int32', data: [slices] },
-      { type: 'int32', data: [view.cols] },
+      ...int32Uniforms([slices, view.cols]),
       { type: 'float32', data: [kind === 'Mean' ? 1 / view.rows : 1] },
     ]);
     backend.disposeData(partial.dataId);
