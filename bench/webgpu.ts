@@ -9,7 +9,8 @@
  *
  * 1. Kernel checks: Condense's webgpu Conv2DBackpropFilter and Conv2DBackpropInput (its default and
  *    each of its paths forced; through tf.grad of conv2d) against the cpu backend on random shapes
- *    (strides, padding, odd sizes, split and unsplit reductions), and uploads (float32 with NaN/±∞,
+ *    (strides, padding, odd sizes, split and unsplit reductions), the BN-statistics loss kernels
+ *    (value, gradient, tensors left), and uploads (float32 with NaN/±∞,
  *    int32, bool) read back exactly; tensor and GPU buffer counts flat.
  * 2. The forward conv, filter and input gradients alone at every conv shape of CIFAR ResNet-18
  *    (batch 128): shipped vs ours, each path and matrix-product tile (4×4, 8×4, 8×8 per thread) of
@@ -18,7 +19,8 @@
  *    kernels and uploads (Condense's backend-independent gradients and input-only path already on),
  *    + uploads through queue.writeBuffer, + the filter-gradient kernel, + the implicit input gradient,
  *    + the columns input gradient for strided and few-channel convs, + Sum/Mean over leading axes
- *    without a transpose, + a deferred submit batch of 64; then the default with the other tiles
+ *    without a transpose, + the BN-statistics loss through its kernels, + a deferred submit batch
+ *    of 64; then the default with the other tiles
  *    and with the candidate forward conv.
  * 4. PyTorch on CUDA (bench/torch/backend.py --device cuda), the same models and steps.
  * Writes bench/results/webgpu.json.
@@ -38,6 +40,8 @@ import {
   webgpuErrors,
 } from '../src/core/tensors/webgpu-kernels';
 import { replaceKernel } from '../src/core/tensors/kernel-calls';
+import { bnStatisticsLoss } from '../src/core/tensors/bn-taps';
+import { BN_STATISTICS_KERNELS, bnStatisticsKernelsRegistered } from '../src/core/tensors/bn-statistics-kernels';
 import { conv2DBackpropInputKernel, useGemmInputGradient, type InputGradientChooser } from '../src/core/tensors/webgpu-kernels/conv2d-gemm';
 import { conv2DForwardKernel } from '../src/core/tensors/webgpu-kernels/conv2d-forward';
 import { GEMM_TILES } from '../src/core/tensors/webgpu-kernels/implicit-gemm';
@@ -268,6 +272,7 @@ async function kernelChecks(): Promise<CheckRow[]> {
       rows.push({ check: `${op} of ${r.shape.join('×')} over axes ${r.axes.join(',')}${r.keepDims ? ' (keepDims)' : ''}`, error, tolerance: 1e-5, ok: error < 1e-5 });
     }
   }
+  rows.push(...(await bnStatisticsChecks()));
   // AddN of more terms than the device binds storage buffers (the BN-statistics loss of ResNet-18 sums 20).
   const terms = Array.from({ length: 23 }, (_, i) => tf.fill([300], i + 0.5));
   const sum = tf.addN(terms);
@@ -294,6 +299,54 @@ async function kernelChecks(): Promise<CheckRow[]> {
     tf.dispose([t, out]);
     const same = back.length === values.length && Array.from(values).every((v, j) => Object.is(Number(back[j]), v) || (dtype === 'float32' && Object.is(v, -0) && back[j] === 0));
     rows.push({ check: label, error: same ? 0 : 1, tolerance: 0, ok: same });
+  }
+  return rows;
+}
+
+/**
+ * DeepInversion's feature-statistics loss through the webgpu kernels (bn-statistics-kernels.ts)
+ * against the loss composed from tfjs ops on cpu: value and gradient of 0.7·loss(taps, weights),
+ * several taps at once, odd channel counts and more channels than the norm kernel's 256 threads.
+ */
+async function bnStatisticsChecks(): Promise<CheckRow[]> {
+  const rows: CheckRow[] = [];
+  const cases: Array<{ shapes: number[][]; weights: number[] }> = [
+    { shapes: [[128, 32, 32, 64]], weights: [1] },
+    { shapes: [[5, 7, 3, 13], [300, 10], [2, 3, 4, 600]], weights: [10, 1, 0.5] },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const data = c.shapes.map((shape, j) => ({
+      shape,
+      // Means near 1.5 and spread 2, far from the running statistics below.
+      x: gaussian(shape.reduce((a, b) => a * b, 1), 900 + 10 * i + j).map((v) => 1.5 + 2 * v),
+      mean: gaussian(shape[shape.length - 1], 950 + 10 * i + j),
+      variance: gaussian(shape[shape.length - 1], 970 + 10 * i + j).map((v) => 1 + Math.abs(v)),
+    }));
+    const run = async () => {
+      const before = tf.memory().numTensors;
+      const xs = data.map((d) => tf.tensor(d.x, d.shape));
+      const stats = data.map((d) => ({ movingMean: tf.tensor1d(d.mean), movingVariance: tf.tensor1d(d.variance) }));
+      const f = (...inputs: tf.Tensor[]) =>
+        tf.mul(bnStatisticsLoss(inputs.map((input, j) => ({ layerName: `bn${j}`, input, ...stats[j] })), c.weights), 0.7) as tf.Scalar;
+      const { value, grads } = tf.valueAndGrads(f)(xs);
+      const out = { value: (await value.data())[0], grads: await Promise.all(grads.map(async (g) => (await g.data()) as Float32Array)) };
+      tf.dispose([value, ...grads, ...xs, ...stats.flatMap((s) => [s.movingMean, s.movingVariance])]);
+      return { ...out, leaked: tf.memory().numTensors - before };
+    };
+    await tf.setBackend('cpu');
+    const expected = await run();
+    await tf.setBackend('webgpu');
+    const byKernels = bnStatisticsKernelsRegistered('webgpu');
+    const got = await run();
+    const label = `BN-statistics loss ${byKernels ? 'through its webgpu kernels' : 'composed (its webgpu kernels are NOT registered)'}: x ${c.shapes.map((s) => s.join('×')).join(', ')}, weights ${c.weights.join(',')}`;
+    const valueError = Math.abs(got.value - expected.value) / Math.max(Math.abs(expected.value), 1);
+    rows.push({ check: `${label}, value`, error: valueError, tolerance: 1e-5, ok: byKernels && valueError < 1e-5 });
+    // Relative to the largest expected value itself (these gradients are of order 1/n, far below 1).
+    const scaledError = (a: Float32Array, b: Float32Array) =>
+      a.length !== b.length ? Number.POSITIVE_INFINITY : a.reduce((m, v, k) => Math.max(m, Math.abs(v - b[k])), 0) / b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const gradError = Math.max(...got.grads.map((g, j) => scaledError(g, expected.grads[j])));
+    rows.push({ check: `${label}, gradient`, error: gradError, tolerance: 1e-4, ok: byKernels && gradError < 1e-4 });
+    rows.push({ check: `${label}, tensors left after the step`, error: got.leaked, tolerance: 0, ok: got.leaked === 0 });
   }
   return rows;
 }
@@ -429,8 +482,8 @@ interface Configuration {
 }
 
 const ALL_CONV_KERNELS = [...TIMED_KERNELS];
-/** Every kernel a configuration switches between tfjs' and Condense's. */
-const SWITCHED_KERNELS = [...ALL_CONV_KERNELS, tf.Sum, tf.Mean];
+/** Every kernel a configuration switches between tfjs' (or composed ops) and Condense's. */
+const SWITCHED_KERNELS = [...ALL_CONV_KERNELS, tf.Sum, tf.Mean, ...BN_STATISTICS_KERNELS];
 const CONDENSE_DEFAULT_KERNELS = SWITCHED_KERNELS;
 const CONFIGURATIONS: Configuration[] = [
   { label: "tfjs' webgpu conv kernels and uploads", uploads: 'shipped', kernels: [], submitBatch: 15 },
@@ -444,7 +497,8 @@ const CONFIGURATIONS: Configuration[] = [
     submitBatch: 15,
   },
   { label: '+ columns and col2im for the other convs', uploads: 'queue.writeBuffer', kernels: ALL_CONV_KERNELS, submitBatch: 15 },
-  { label: '+ Condense Sum and Mean over leading axes (Condense default)', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, submitBatch: 15 },
+  { label: '+ Condense Sum and Mean over leading axes', uploads: 'queue.writeBuffer', kernels: [...ALL_CONV_KERNELS, tf.Sum, tf.Mean], submitBatch: 15 },
+  { label: '+ BN-statistics loss kernels (Condense default)', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, submitBatch: 15 },
   { label: '+ deferred submit batch 64', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, submitBatch: 64 },
   { label: 'Condense default, input-gradient product 8×4 per thread', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, gemmTile: '8x4', submitBatch: 15 },
   { label: 'Condense default, input-gradient product 8×8 per thread', uploads: 'queue.writeBuffer', kernels: CONDENSE_DEFAULT_KERNELS, gemmTile: '8x8', submitBatch: 15 },
@@ -459,14 +513,14 @@ const CONFIGURATIONS: Configuration[] = [
     submitBatch: 15,
   },
 ];
-const DEFAULT_CONFIGURATION = 5;
+const DEFAULT_CONFIGURATION = 6;
 /**
  * Timed unless --configurations says otherwise: the default measured at 203071f (3) and everything
- * since; tfjs' own kernels, the uploads, the filter gradient and the deferred submit (0-2, 6) were
+ * since; tfjs' own kernels, the uploads, the filter gradient and the deferred submit (0-2, 7) were
  * measured there (bench/results/webgpu-203071f.log.txt) and are left out to keep one run within the
  * GPU host's 10 minutes a command.
  */
-const DEFAULT_TIMED_CONFIGURATIONS = CONFIGURATIONS.map((_, i) => i).filter((i) => i >= 3 && i !== 6);
+const DEFAULT_TIMED_CONFIGURATIONS = CONFIGURATIONS.map((_, i) => i).filter((i) => i >= 3 && i !== 7);
 
 function configure(backend: Backend, c: Configuration): void {
   if (c.uploads === 'shipped') useShippedUploads(backend);

@@ -1,5 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchMoments as momentsAndCentred } from './batch-norm-training';
+import {
+  BN_STATISTICS_GRAD_KERNEL,
+  bnStatisticsKernelsRegistered,
+  CHANNEL_MOMENTS_KERNEL,
+  STATISTIC_GAP_NORMS_KERNEL,
+  type BnStatisticsGradAttrs,
+} from './bn-statistics-kernels';
 
 /** What one BatchNormalization layer saw in a forward pass, next to its running statistics. */
 export interface BnTap {
@@ -117,7 +124,9 @@ const NORM_FLOOR = 1e-12;
  * the mean's share inside the variance, −(2/n)·Σ(x − μ)·…, being zero exactly. Composed from tfjs ops
  * (moments, norms, their gradients) the loss and its gradient took 97 kernel calls per BN layer, most
  * of them on [C]-sized vectors, where a GPU step is bound by launches; this takes 32 (34 on wasm, whose
- * x − μ is the depthwise conv of batch-norm-training's `batchMoments`).
+ * x − μ is the depthwise conv of batch-norm-training's `batchMoments`). A backend with the kernels of
+ * bn-statistics-kernels.ts (webgpu) runs the same loss through them: moments, both norms and the
+ * gradient as one kernel each, nothing of x's size kept but x.
  */
 export function bnStatisticsLoss(taps: readonly BnTap[], layerWeights?: readonly number[]): tf.Scalar {
   if (taps.length === 0) throw new BnTapError('bnStatisticsLoss needs at least one BatchNorm layer');
@@ -126,6 +135,9 @@ export function bnStatisticsLoss(taps: readonly BnTap[], layerWeights?: readonly
   }
   const weights = taps.map((_, i) => layerWeights?.[i] ?? 1);
   const counts = taps.map((tap) => tap.input.size / tap.input.shape[tap.input.rank - 1]);
+  if (bnStatisticsKernelsRegistered() && taps.every((tap) => tap.input.dtype === 'float32' && tap.input.rank >= 2)) {
+    return bnStatisticsLossByKernels(taps, weights, counts);
+  }
   const perTap = 5; // saved per tap: x − μ, dμ, dσ², ‖dμ‖, ‖dσ²‖
   const loss = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const inputs = args.slice(0, taps.length) as tf.Tensor[];
@@ -151,6 +163,38 @@ export function bnStatisticsLoss(taps: readonly BnTap[], layerWeights?: readonly
           const meanCoefficient = tf.mul(meanGap, tf.div(scale, tf.maximum(meanNorm, NORM_FLOOR)));
           const varianceCoefficient = tf.mul(varianceGap, tf.div(tf.mul(scale, 2), tf.maximum(varianceNorm, NORM_FLOOR)));
           return tf.add(tf.mul(centred, varianceCoefficient), meanCoefficient);
+        }),
+    };
+  });
+  return loss(...taps.map((tap) => tap.input)) as tf.Scalar;
+}
+
+/** bnStatisticsLoss through the backend's kernels of bn-statistics-kernels.ts. */
+function bnStatisticsLossByKernels(taps: readonly BnTap[], weights: readonly number[], counts: readonly number[]): tf.Scalar {
+  const engine = tf.engine();
+  const perTap = 2; // saved per tap: moments, norms (x is saved after them)
+  const loss = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const inputs = args.slice(0, taps.length) as tf.Tensor[];
+    const save = args[taps.length] as tf.GradSaveFunc;
+    const saved: tf.Tensor[] = [];
+    const terms = inputs.map((x, i) => {
+      const { movingMean, movingVariance } = taps[i];
+      const moments = engine.runKernel(CHANNEL_MOMENTS_KERNEL, { x }) as tf.Tensor;
+      const norms = engine.runKernel(STATISTIC_GAP_NORMS_KERNEL, { moments, movingMean, movingVariance }) as tf.Tensor;
+      saved.push(moments, norms);
+      const term = tf.sum(norms);
+      return weights[i] === 1 ? term : tf.mul(term, weights[i]);
+    });
+    save([...saved, ...inputs]);
+    return {
+      value: terms.length === 1 ? terms[0] : tf.addN(terms),
+      gradFunc: (dy: tf.Tensor, s: tf.Tensor[]) =>
+        inputs.map((_, i) => {
+          const [moments, norms] = s.slice(i * perTap, (i + 1) * perTap);
+          const x = s[taps.length * perTap + i];
+          const attrs: BnStatisticsGradAttrs = { scale: weights[i] / counts[i], normFloor: NORM_FLOOR };
+          const { movingMean, movingVariance } = taps[i];
+          return engine.runKernel(BN_STATISTICS_GRAD_KERNEL, { x, moments, movingMean, movingVariance, norms, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
         }),
     };
   });

@@ -3,6 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { Logger } from '../../logging/logger';
 import { replaceKernel } from '../kernel-calls';
 import { addNConfig } from './add-n';
+import { BN_STATISTICS_WEBGPU_KERNELS } from './bn-statistics';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2DBackpropInputConfig } from './conv2d-gemm';
 import { meanConfig, sumConfig } from './reduce-leading-axes';
@@ -21,11 +22,16 @@ export const WEBGPU_KERNELS_TFJS_VERSION = '4.22.0';
  */
 export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, sumConfig, meanConfig, addNConfig];
 
+/** Kernels tfjs has no counterpart of: the feature-statistics loss (bn-statistics-kernels.ts). */
+export const WEBGPU_ADDED_KERNELS: readonly tf.KernelConfig[] = BN_STATISTICS_WEBGPU_KERNELS;
+
 export { shippedWebgpuKernel };
 
 export interface WebgpuKernelRegistration {
   /** Shipped kernels replaced by ours (by this call or an earlier one). */
   replaced: string[];
+  /** Kernels of Condense's own registered (WEBGPU_ADDED_KERNELS). */
+  added: string[];
   /** Whether uploads go through queue.writeBuffer. */
   queueWriteUploads: boolean;
 }
@@ -39,7 +45,7 @@ export function registerWebgpuKernels(backend: WebGPUBackend, webgpuVersion: str
   const versions = { core: tf.version_core, webgpu: webgpuVersion };
   if (versions.core !== WEBGPU_KERNELS_TFJS_VERSION || versions.webgpu !== WEBGPU_KERNELS_TFJS_VERSION) {
     log?.warn({ expected: WEBGPU_KERNELS_TFJS_VERSION, ...versions }, 'webgpu kernels were written for another tfjs version; the shipped kernels and uploads are kept');
-    return { replaced: [], queueWriteUploads: false };
+    return { replaced: [], added: [], queueWriteUploads: false };
   }
   const replaced: string[] = [];
   for (const config of WEBGPU_REPLACEMENT_KERNELS) {
@@ -47,17 +53,24 @@ export function registerWebgpuKernels(backend: WebGPUBackend, webgpuVersion: str
     if (displaced !== undefined) rememberShippedWebgpuKernel(displaced);
     replaced.push(config.kernelName);
   }
+  for (const config of WEBGPU_ADDED_KERNELS) replaceKernel(config);
   useQueueWriteUploads(backend);
-  return { replaced, queueWriteUploads: true };
+  return { replaced, added: WEBGPU_ADDED_KERNELS.map((c) => c.kernelName), queueWriteUploads: true };
 }
 
 /**
- * Puts the named shipped kernels back (benchmarks compare both; AddN's replacement is a correctness
- * fix, not a speed-up); see useShippedUploads for uploads.
+ * Puts the named shipped kernels back and unregisters the named added ones, whose callers then
+ * compose the same result from tfjs ops (benchmarks compare both; AddN's replacement is a
+ * correctness fix, not a speed-up); see useShippedUploads for uploads.
  */
 export function restoreShippedWebgpuKernels(names: readonly string[]): void {
   for (const config of shippedWebgpuKernels()) {
     if (names.includes(config.kernelName)) replaceKernel(config);
+  }
+  for (const config of WEBGPU_ADDED_KERNELS) {
+    if (names.includes(config.kernelName) && tf.getKernel(config.kernelName, config.backendName) !== undefined) {
+      tf.unregisterKernel(config.kernelName, config.backendName);
+    }
   }
 }
 
@@ -72,7 +85,7 @@ export function useCandidateWebgpuKernel(config: tf.KernelConfig): void {
 
 /** Registers ours again after restoreShippedWebgpuKernels. */
 export function useCondenseWebgpuKernels(names: readonly string[]): void {
-  for (const config of WEBGPU_REPLACEMENT_KERNELS) {
+  for (const config of [...WEBGPU_REPLACEMENT_KERNELS, ...WEBGPU_ADDED_KERNELS]) {
     if (names.includes(config.kernelName)) replaceKernel(config);
   }
 }
