@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { batchNormInference, batchNormInferenceKernelsRegistered, type BatchNormConstants } from './batch-norm-inference';
 import { BnTapError, isBatchNorm, movingStatistic, type BnTap, type TappedModel } from './bn-taps';
 
 /**
@@ -10,7 +11,10 @@ import { BnTapError, isBatchNorm, movingStatistic, type BnTap, type TappedModel 
  * asked for. This forward walks the model's layer graph and runs Conv2D and Dense as plain
  * `tf.conv2d` / `tf.matMul` + bias + activation, whose gradient functions tfjs prunes to the inputs
  * that lead back to the differentiated tensor: under `tf.grad` w.r.t. the input no filter gradient
- * is computed. Every other layer runs its own `apply` (they have no fused weight gradients).
+ * is computed. Every other layer runs its own `apply` (they have no fused weight gradients), except
+ * that in inference mode, on a backend with the kernels of batch-norm-inference.ts, a
+ * BatchNormalization layer (with the ReLU activation layer that is its only consumer, if so) runs as
+ * one kernel with a gradient for its input only.
  * Weights are read from the model's variables, so the result tracks weight updates.
  */
 
@@ -23,7 +27,7 @@ interface ConvConfig {
   useBias: boolean;
 }
 
-function weightOf(layer: tf.layers.Layer, suffix: 'kernel' | 'bias'): tf.Tensor {
+function weightOf(layer: tf.layers.Layer, suffix: 'kernel' | 'bias' | 'gamma' | 'beta'): tf.Tensor {
   const weight = layer.weights.find((w) => w.originalName.endsWith(suffix) || w.name.endsWith(suffix));
   if (weight === undefined) throw new BnTapError(`layer ${layer.name} has no ${suffix} weight`);
   return weight.read();
@@ -55,6 +59,57 @@ function plainDense(layer: tf.layers.Layer, x: tf.Tensor): tf.Tensor {
   return activate(layer, y);
 }
 
+/** A layer's output on the input-only path: Conv2D and Dense as plain ops, the others as themselves. */
+function applyLayer(layer: tf.layers.Layer, input: tf.Tensor | tf.Tensor[], training: boolean): tf.Tensor {
+  const first = Array.isArray(input) ? input[0] : input;
+  switch (layer.getClassName()) {
+    case 'Conv2D':
+      return plainConv2d(layer, first);
+    case 'Dense':
+      return plainDense(layer, first);
+    default:
+      return layer.apply(input, { training }) as tf.Tensor;
+  }
+}
+
+function isReluActivation(layer: tf.layers.Layer): boolean {
+  return layer.getClassName() === 'Activation' && (layer.getConfig() as { activation?: unknown }).activation === 'relu';
+}
+
+/** A BatchNormalization layer that can run through batchNormInference, and whether ReLU goes with it. */
+interface InferenceBatchNorm {
+  constants: () => BatchNormConstants;
+  /** The ReLU activation layer applied with it: its only consumer. */
+  relu?: tf.layers.Layer;
+}
+
+/** Plain BatchNormalization layers (last axis, γ and β) of `model`, by name, each with its ReLU if fusable. */
+function inferenceBatchNorms(model: tf.LayersModel): Map<string, InferenceBatchNorm> {
+  const found = new Map<string, InferenceBatchNorm>();
+  for (const layer of model.layers.filter(isBatchNorm)) {
+    const config = layer.getConfig() as { axis?: number | number[]; center?: boolean; scale?: boolean; epsilon?: number };
+    const rank = layer.inboundNodes[0]?.inputTensors[0]?.shape.length;
+    const axis = Array.isArray(config.axis) ? (config.axis.length === 1 ? config.axis[0] : undefined) : config.axis;
+    if (layer.inboundNodes.length !== 1 || rank === undefined || axis === undefined || (axis !== -1 && axis !== rank - 1)) continue;
+    if (config.center !== true || config.scale !== true || config.epsilon === undefined) continue;
+    const epsilon = config.epsilon;
+    const outbound = layer.outboundNodes;
+    const consumer = outbound.length === 1 ? outbound[0].outboundLayer : undefined;
+    const relu = consumer !== undefined && isReluActivation(consumer) && consumer.inboundNodes.length === 1 && model.layers.includes(consumer) ? consumer : undefined;
+    found.set(layer.name, {
+      relu,
+      constants: () => ({
+        movingMean: movingStatistic(layer, 'moving_mean'),
+        movingVariance: movingStatistic(layer, 'moving_variance'),
+        gamma: weightOf(layer, 'gamma') as tf.Tensor1D,
+        beta: weightOf(layer, 'beta') as tf.Tensor1D,
+        epsilon,
+      }),
+    });
+  }
+  return found;
+}
+
 /**
  * A `TappedModel` (logits and every BatchNorm layer's input) over `model` whose gradient with
  * respect to the input computes no weight gradients. Same values as `tapBatchNormInputs(model)`.
@@ -74,11 +129,15 @@ export function inputGradientForward(model: tf.LayersModel): TappedModel {
   );
   const inputId = model.inputs[0].id;
   const outputId = model.outputs[0].id;
+  const batchNorms = inferenceBatchNorms(model);
 
   return (x, options = {}) => {
     const training = options.training ?? false;
+    const byKernels = !training && batchNormInferenceKernelsRegistered();
     const values = new Map<number, tf.Tensor>([[inputId, x]]);
     const taps: BnTap[] = [];
+    /** ReLU layers already applied with their BatchNorm in this pass: they pass their input on. */
+    const appliedRelus = new Set<tf.layers.Layer>();
     for (const layer of model.layers) {
       if (layer.getClassName() === 'InputLayer') continue;
       // The node of this model: the one whose inputs are all computed (a layer may be shared).
@@ -86,16 +145,15 @@ export function inputGradientForward(model: tf.LayersModel): TappedModel {
       if (node === undefined) throw new BnTapError(`layer ${layer.name} of model ${model.name} has no inbound node fed by this model's graph`);
       const inputs = node.inputTensors.map((t) => values.get(t.id)!);
       const input = inputs.length === 1 ? inputs[0] : inputs;
+      const batchNorm = byKernels && inputs[0].dtype === 'float32' ? batchNorms.get(layer.name) : undefined;
       let output: tf.Tensor;
-      switch (layer.getClassName()) {
-        case 'Conv2D':
-          output = plainConv2d(layer, inputs[0]);
-          break;
-        case 'Dense':
-          output = plainDense(layer, inputs[0]);
-          break;
-        default:
-          output = layer.apply(input, { training }) as tf.Tensor;
+      if (batchNorm !== undefined) {
+        output = batchNormInference(inputs[0], batchNorm.constants(), batchNorm.relu !== undefined);
+        if (batchNorm.relu !== undefined) appliedRelus.add(batchNorm.relu);
+      } else if (appliedRelus.has(layer)) {
+        output = inputs[0];
+      } else {
+        output = applyLayer(layer, input, training);
       }
       const stats = statistics.get(layer.name);
       if (stats !== undefined) taps.push({ layerName: layer.name, input: inputs[0], ...stats });

@@ -3,6 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { Logger } from '../../logging/logger';
 import { replaceKernel } from '../kernel-calls';
 import { addNConfig } from './add-n';
+import { BATCH_NORM_INFERENCE_WEBGPU_KERNELS } from './batch-norm-inference';
 import { BN_STATISTICS_WEBGPU_KERNELS } from './bn-statistics';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter';
 import { conv2DBackpropInputConfig } from './conv2d-gemm';
@@ -22,8 +23,11 @@ export const WEBGPU_KERNELS_TFJS_VERSION = '4.22.0';
  */
 export const WEBGPU_REPLACEMENT_KERNELS: readonly tf.KernelConfig[] = [conv2DBackpropFilterConfig, conv2DBackpropInputConfig, sumConfig, meanConfig, addNConfig];
 
-/** Kernels tfjs has no counterpart of: the feature-statistics loss (bn-statistics-kernels.ts). */
-export const WEBGPU_ADDED_KERNELS: readonly tf.KernelConfig[] = BN_STATISTICS_WEBGPU_KERNELS;
+/**
+ * Kernels tfjs has no counterpart of: the feature-statistics loss (bn-statistics-kernels.ts) and
+ * inference BatchNorm (+ ReLU) with its input gradient (batch-norm-inference.ts).
+ */
+export const WEBGPU_ADDED_KERNELS: readonly tf.KernelConfig[] = [...BN_STATISTICS_WEBGPU_KERNELS, ...BATCH_NORM_INFERENCE_WEBGPU_KERNELS];
 
 export { shippedWebgpuKernel };
 

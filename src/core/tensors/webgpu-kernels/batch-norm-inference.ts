@@ -1,0 +1,118 @@
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import { BATCH_NORM_INFERENCE_GRAD_KERNEL, BATCH_NORM_INFERENCE_KERNEL, type BatchNormInferenceAttrs } from '../batch-norm-inference';
+import { kernelInput } from '../kernel-calls';
+
+/** Inference BatchNorm (+ ReLU) and its input gradient (batch-norm-inference.ts), one program each. */
+
+const WORKGROUP = 64;
+
+/** One thread per element, the channel the innermost axis; `body` sets `value` from index and c. */
+class ChannelElementwiseProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  uniforms = 'channels : i32, epsilon : f32,';
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  size = true;
+
+  constructor(
+    shape: number[],
+    key: string,
+    variableNames: string[],
+    private readonly body: string,
+  ) {
+    this.outputShape = shape;
+    this.shaderKey = key;
+    this.variableNames = variableNames;
+    this.dispatchLayout = { x: shape.map((_, i) => i) };
+    // One-dimensional; the backend folds it into y (and z) beyond the per-dimension limit.
+    this.dispatch = [Math.ceil(tf.util.sizeFromShape(shape) / WORKGROUP), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let c = index % uniforms.channels;
+          let a = scale[c] * inverseSqrt(variance[c] + uniforms.epsilon);
+          ${this.body}
+          setOutputAtIndex(index, value);
+        }
+      }
+    `;
+  }
+}
+
+// ReLU through select, so that NaN passes through (a NaN loss must stay visible).
+const FORWARD_BODY = 'var value = (x[index] - mean[c]) * a + offset[c];';
+const RELU = 'value = select(value, 0.0, value < 0.0);';
+const GRAD_BODY = 'var value = dy[index] * a;';
+const RELU_GRAD = 'value = select(0.0, value, y[index] > 0.0);';
+
+type Args = { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: tf.NamedAttrMap };
+
+function channelsOf(t: tf.TensorInfo, kernelName: string): number {
+  if (t.dtype !== 'float32') throw new Error(`${kernelName}: the input is ${t.dtype}, not float32`);
+  if (t.shape.length < 1 || tf.util.sizeFromShape(t.shape) === 0) throw new Error(`${kernelName}: the input has shape ${JSON.stringify(t.shape)}`);
+  return t.shape[t.shape.length - 1];
+}
+
+function perChannel(inputs: tf.NamedTensorInfoMap, names: string[], channels: number, kernelName: string): tf.TensorInfo[] {
+  return names.map((name) => {
+    const t = kernelInput(inputs, name, kernelName);
+    const size = tf.util.sizeFromShape(t.shape);
+    if (size !== channels) throw new Error(`${kernelName}: ${name} has ${size} values for ${channels} channels`);
+    return t;
+  });
+}
+
+function uniformsOf(channels: number, attrs: BatchNormInferenceAttrs) {
+  return [
+    { type: 'int32', data: [channels] },
+    { type: 'float32', data: [attrs.epsilon] },
+  ];
+}
+
+function batchNormInference({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const name = BATCH_NORM_INFERENCE_KERNEL;
+  const x = kernelInput(inputs, 'x', name);
+  const channels = channelsOf(x, name);
+  const vectors = perChannel(inputs, ['mean', 'variance', 'offset', 'scale'], channels, name);
+  const a = attrs as unknown as BatchNormInferenceAttrs;
+  const program = new ChannelElementwiseProgram(
+    x.shape,
+    a.relu ? 'condense_batch_norm_inference_relu' : 'condense_batch_norm_inference',
+    ['x', 'mean', 'variance', 'offset', 'scale'],
+    a.relu ? `${FORWARD_BODY}\n          ${RELU}` : FORWARD_BODY,
+  );
+  return backend.runWebGPUProgram(program, [x, ...vectors], 'float32', uniformsOf(channels, a));
+}
+
+function batchNormInferenceGrad({ inputs, backend, attrs }: Args): tf.TensorInfo {
+  const name = BATCH_NORM_INFERENCE_GRAD_KERNEL;
+  const dy = kernelInput(inputs, 'dy', name);
+  const y = kernelInput(inputs, 'y', name);
+  const channels = channelsOf(dy, name);
+  if (y.shape.join() !== dy.shape.join()) throw new Error(`${name}: y has shape ${JSON.stringify(y.shape)}, dy ${JSON.stringify(dy.shape)}`);
+  const vectors = perChannel(inputs, ['variance', 'scale'], channels, name);
+  const a = attrs as unknown as BatchNormInferenceAttrs;
+  // y is bound only where it is read (a binding no code reads is left out of the pipeline's layout).
+  const program = a.relu
+    ? new ChannelElementwiseProgram(dy.shape, 'condense_batch_norm_inference_relu_grad', ['dy', 'y', 'variance', 'scale'], `${GRAD_BODY}\n          ${RELU_GRAD}`)
+    : new ChannelElementwiseProgram(dy.shape, 'condense_batch_norm_inference_grad', ['dy', 'variance', 'scale'], GRAD_BODY);
+  return backend.runWebGPUProgram(program, a.relu ? [dy, y, ...vectors] : [dy, ...vectors], 'float32', uniformsOf(channels, a));
+}
+
+const config = (kernelName: string, kernelFunc: (args: Args) => tf.TensorInfo): tf.KernelConfig => ({
+  kernelName,
+  backendName: 'webgpu',
+  kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+});
+
+export const BATCH_NORM_INFERENCE_WEBGPU_KERNELS: readonly tf.KernelConfig[] = [
+  config(BATCH_NORM_INFERENCE_KERNEL, batchNormInference),
+  config(BATCH_NORM_INFERENCE_GRAD_KERNEL, batchNormInferenceGrad),
+];
