@@ -316,15 +316,17 @@ async function kernelChecks(): Promise<CheckRow[]> {
  */
 async function bnStatisticsChecks(): Promise<CheckRow[]> {
   const rows: CheckRow[] = [];
-  const cases: Array<{ shapes: number[][]; weights: number[] }> = [
-    { shapes: [[128, 32, 32, 64]], weights: [1] },
-    { shapes: [[5, 7, 3, 13], [300, 10], [2, 3, 4, 600]], weights: [10, 1, 0.5] },
+  // offset: the values' mean; 300 makes Σx² − n·mean² lose every digit of the variance in float32.
+  const cases: Array<{ shapes: number[][]; weights: number[]; offset: number }> = [
+    { shapes: [[128, 32, 32, 64]], weights: [1], offset: 1.5 },
+    { shapes: [[5, 7, 3, 13], [300, 10], [2, 3, 4, 600]], weights: [10, 1, 0.5], offset: 1.5 },
+    { shapes: [[64, 16, 16, 32]], weights: [1], offset: 300 },
   ];
   for (const [i, c] of cases.entries()) {
     const data = c.shapes.map((shape, j) => ({
       shape,
-      // Means near 1.5 and spread 2, far from the running statistics below.
-      x: gaussian(shape.reduce((a, b) => a * b, 1), 900 + 10 * i + j).map((v) => 1.5 + 2 * v),
+      // Spread 2, far from the running statistics below.
+      x: gaussian(shape.reduce((a, b) => a * b, 1), 900 + 10 * i + j).map((v) => c.offset + 2 * v),
       mean: gaussian(shape[shape.length - 1], 950 + 10 * i + j),
       variance: gaussian(shape[shape.length - 1], 970 + 10 * i + j).map((v) => 1 + Math.abs(v)),
     }));
@@ -344,7 +346,7 @@ async function bnStatisticsChecks(): Promise<CheckRow[]> {
     await tf.setBackend('webgpu');
     const byKernels = bnStatisticsKernelsRegistered('webgpu');
     const got = await run();
-    const label = `BN-statistics loss ${byKernels ? 'through its webgpu kernels' : 'composed (its webgpu kernels are NOT registered)'}: x ${c.shapes.map((s) => s.join('×')).join(', ')}, weights ${c.weights.join(',')}`;
+    const label = `BN-statistics loss ${byKernels ? 'through its webgpu kernels' : 'composed (its webgpu kernels are NOT registered)'}: x ${c.shapes.map((s) => s.join('×')).join(', ')} (mean ${c.offset}), weights ${c.weights.join(',')}`;
     const valueError = Math.abs(got.value - expected.value) / Math.max(Math.abs(expected.value), 1);
     rows.push({ check: `${label}, value`, error: valueError, tolerance: 1e-5, ok: byKernels && valueError < 1e-5 });
     // Relative to the largest expected value itself (these gradients are of order 1/n, far below 1).

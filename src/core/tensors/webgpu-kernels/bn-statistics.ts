@@ -7,13 +7,146 @@ import {
   type BnStatisticsGradAttrs,
 } from '../bn-statistics-kernels';
 import { kernelInput } from '../kernel-calls';
-import { columnReduction } from './reduce-leading-axes';
+import { int32Uniforms } from './conv-uniforms';
+import { COLUMNS_PER_WORKGROUP, ROW_PHASES, rowSlices, TOTAL_THREADS } from './reduce-leading-axes';
 
 /**
  * The feature-statistics loss kernels (bn-statistics-kernels.ts) on webgpu: per BatchNorm layer
- * four programs for the moments, one for both norms and one for the gradient, where the loss
+ * two programs for the moments, one for both norms and one for the gradient, where the loss
  * composed from tfjs ops runs about 24.
+ *
+ * Moments in one read of x, split as Sum/Mean over leading axes are (reduce-leading-axes.ts): each
+ * thread keeps Welford's running mean and M2 = Σ(x − mean)² over its rows, and partial results merge
+ * with Chan et al.'s pairwise update (n = nA + nB, δ = meanB − meanA, mean = meanA + δ·nB/n,
+ * M2 = M2A + M2B + δ²·nA·nB/n), which stays accurate where Σx² − n·mean² would cancel.
  */
+
+/** WGSL: merges (nB, meanB, m2B) into the running (n, mean, m2); nothing when nB is 0. */
+const CHAN_MERGE = `
+  fn chanMerge(state : vec3<f32>, nB : f32, meanB : f32, m2B : f32) -> vec3<f32> {
+    if (nB == 0.0) {
+      return state;
+    }
+    let n = state.x + nB;
+    let delta = meanB - state.y;
+    return vec3<f32>(n, state.y + delta * nB / n, state.z + m2B + delta * delta * state.x * nB / n);
+  }
+`;
+
+/** partial [slices, 2·cols]: per slice of rows and column, the mean (first cols) and M2 (next cols). */
+class SliceMomentsProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = 'condense_slice_moments';
+  dispatchLayout = { x: [1], y: [0] };
+  dispatch: [number, number, number];
+  variableNames = ['x'];
+  uniforms = 'rows : i32, cols : i32, rowsPerSlice : i32,';
+  workgroupSize: [number, number, number] = [COLUMNS_PER_WORKGROUP, ROW_PHASES, 1];
+
+  constructor(slices: number, cols: number) {
+    this.outputShape = [slices, 2 * cols];
+    this.dispatch = [Math.ceil(cols / COLUMNS_PER_WORKGROUP), slices, 1];
+  }
+
+  getUserCode(): string {
+    const lanes = COLUMNS_PER_WORKGROUP * ROW_PHASES;
+    return `
+      var<workgroup> phaseCounts : array<f32, ${lanes}>;
+      var<workgroup> phaseMeans : array<f32, ${lanes}>;
+      var<workgroup> phaseM2s : array<f32, ${lanes}>;
+      ${CHAN_MERGE}
+      fn main() {
+        let tx = i32(localId.x);
+        let ty = i32(localId.y);
+        let col = i32(workgroupId.x) * ${COLUMNS_PER_WORKGROUP} + tx;
+        let slice = i32(workgroupId.y);
+        let start = slice * uniforms.rowsPerSlice;
+        let end = min(start + uniforms.rowsPerSlice, uniforms.rows);
+        var n = 0.0;
+        var mean = 0.0;
+        var m2 = 0.0;
+        if (col < uniforms.cols) {
+          for (var r = start + ty; r < end; r += ${ROW_PHASES}) {
+            let v = x[r * uniforms.cols + col];
+            n += 1.0;
+            let delta = v - mean;
+            mean += delta / n;
+            m2 += delta * (v - mean);
+          }
+        }
+        let lane = ty * ${COLUMNS_PER_WORKGROUP} + tx;
+        phaseCounts[lane] = n;
+        phaseMeans[lane] = mean;
+        phaseM2s[lane] = m2;
+        workgroupBarrier();
+        if (ty == 0 && col < uniforms.cols) {
+          var state = vec3<f32>(n, mean, m2);
+          for (var p = 1; p < ${ROW_PHASES}; p++) {
+            let other = p * ${COLUMNS_PER_WORKGROUP} + tx;
+            state = chanMerge(state, phaseCounts[other], phaseMeans[other], phaseM2s[other]);
+          }
+          result[slice * 2 * uniforms.cols + col] = state.y;
+          result[slice * 2 * uniforms.cols + uniforms.cols + col] = state.z;
+        }
+      }
+    `;
+  }
+}
+
+/** out [2, cols]: the mean and the biased variance M2/rows, merging the slices; a workgroup per column. */
+class MergeMomentsProgram implements WebGPUProgram {
+  outputShape: number[];
+  shaderKey = 'condense_merge_moments';
+  dispatchLayout = { x: [0, 1] };
+  dispatch: [number, number, number];
+  variableNames = ['partial'];
+  uniforms = 'slices : i32, cols : i32, rows : i32, rowsPerSlice : i32,';
+  workgroupSize: [number, number, number] = [TOTAL_THREADS, 1, 1];
+
+  constructor(cols: number) {
+    this.outputShape = [2, cols];
+    // One workgroup per column; the backend folds more than 65,535 into y (and z).
+    this.dispatch = [cols, 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+      var<workgroup> counts : array<f32, ${TOTAL_THREADS}>;
+      var<workgroup> means : array<f32, ${TOTAL_THREADS}>;
+      var<workgroup> m2s : array<f32, ${TOTAL_THREADS}>;
+      ${CHAN_MERGE}
+      // A flat dispatch layout: the backend passes the global index, unused here.
+      fn main(globalIndex : i32) {
+        let t = i32(localId.x);
+        let col = i32((workgroupId.z * numWorkgroups.y + workgroupId.y) * numWorkgroups.x + workgroupId.x);
+        var state = vec3<f32>(0.0, 0.0, 0.0);
+        if (col < uniforms.cols) {
+          for (var s = t; s < uniforms.slices; s += ${TOTAL_THREADS}) {
+            let rowsInSlice = f32(min(uniforms.rowsPerSlice, uniforms.rows - s * uniforms.rowsPerSlice));
+            state = chanMerge(state, rowsInSlice, partial[s * 2 * uniforms.cols + col], partial[s * 2 * uniforms.cols + uniforms.cols + col]);
+          }
+        }
+        counts[t] = state.x;
+        means[t] = state.y;
+        m2s[t] = state.z;
+        workgroupBarrier();
+        for (var width = ${TOTAL_THREADS / 2}; width > 0; width = width / 2) {
+          if (t < width) {
+            let merged = chanMerge(vec3<f32>(counts[t], means[t], m2s[t]), counts[t + width], means[t + width], m2s[t + width]);
+            counts[t] = merged.x;
+            means[t] = merged.y;
+            m2s[t] = merged.z;
+          }
+          workgroupBarrier();
+        }
+        if (t == 0 && col < uniforms.cols) {
+          result[col] = means[0];
+          result[uniforms.cols + col] = m2s[0] / f32(uniforms.rows);
+        }
+      }
+    `;
+  }
+}
 
 const NORM_THREADS = 256;
 
@@ -113,12 +246,13 @@ function checkChannels(t: tf.TensorInfo, channels: number, name: string, kernelN
 
 function channelMoments({ inputs, backend }: Args): tf.TensorInfo {
   const x = kernelInput(inputs, 'x', CHANNEL_MOMENTS_KERNEL);
-  const view = channelView(x, CHANNEL_MOMENTS_KERNEL);
-  const mean = columnReduction(backend, x, view, 1 / view.rows);
+  const { rows, cols } = channelView(x, CHANNEL_MOMENTS_KERNEL);
+  const { slices, rowsPerSlice } = rowSlices(rows);
+  const partial = backend.runWebGPUProgram(new SliceMomentsProgram(slices, cols), [x], 'float32', int32Uniforms([rows, cols, rowsPerSlice]));
   try {
-    return columnReduction(backend, x, view, 1 / view.rows, mean);
+    return backend.runWebGPUProgram(new MergeMomentsProgram(cols), [partial], 'float32', int32Uniforms([slices, cols, rows, rowsPerSlice]));
   } finally {
-    backend.disposeData(mean.dataId);
+    backend.disposeData(partial.dataId);
   }
 }
 

@@ -19,13 +19,13 @@ import { shippedWebgpuKernelFunc } from './shipped';
  * Other reductions (innermost or all axes, non-float32) run the shipped kernel.
  */
 
-const COLUMNS_PER_WORKGROUP = 64;
-const ROW_PHASES = 4;
+export const COLUMNS_PER_WORKGROUP = 64;
+export const ROW_PHASES = 4;
 /** At most this many slices: the second pass then reads at most 4 partials per thread. */
 const MAX_SLICES = 1024;
 /** Rows per slice below which slicing further costs more than it spreads. */
 const MIN_ROWS_PER_SLICE = 64;
-const TOTAL_THREADS = 256;
+export const TOTAL_THREADS = 256;
 
 export interface LeadingReduction {
   rows: number;
@@ -52,26 +52,19 @@ export function rowSlices(rows: number): { slices: number; rowsPerSlice: number 
   return { slices: Math.ceil(rows / rowsPerSlice), rowsPerSlice };
 }
 
-/**
- * partial [slices, cols]: Σ x[r, c] over each slice of the rows, or with `squaredDeviation`
- * Σ (x[r, c] − centre[c])² for a second input `centre` [cols].
- */
-export class ColumnPartialSumProgram implements WebGPUProgram {
+/** partial [slices, cols]. */
+class ColumnPartialSumProgram implements WebGPUProgram {
   outputShape: number[];
-  shaderKey: string;
+  shaderKey = 'condense_column_partial_sum';
   dispatchLayout = { x: [1], y: [0] };
   dispatch: [number, number, number];
-  variableNames: string[];
+  variableNames = ['x'];
   uniforms = 'rows : i32, cols : i32, rowsPerSlice : i32,';
   workgroupSize: [number, number, number] = [COLUMNS_PER_WORKGROUP, ROW_PHASES, 1];
-  private readonly term: string;
 
-  constructor(slices: number, cols: number, squaredDeviation = false) {
+  constructor(slices: number, cols: number) {
     this.outputShape = [slices, cols];
     this.dispatch = [Math.ceil(cols / COLUMNS_PER_WORKGROUP), slices, 1];
-    this.variableNames = squaredDeviation ? ['x', 'centre'] : ['x'];
-    this.shaderKey = squaredDeviation ? 'condense_column_partial_squared_deviation' : 'condense_column_partial_sum';
-    this.term = squaredDeviation ? 'let d = x[r * uniforms.cols + col] - centre[col];\n            total += d * d;' : 'total += x[r * uniforms.cols + col];';
   }
 
   getUserCode(): string {
@@ -88,7 +81,7 @@ export class ColumnPartialSumProgram implements WebGPUProgram {
         var total = 0.0;
         if (col < uniforms.cols) {
           for (var r = start + ty; r < end; r += ${ROW_PHASES}) {
-            ${this.term}
+            total += x[r * uniforms.cols + col];
           }
         }
         phaseSums[ty * ${COLUMNS_PER_WORKGROUP} + tx] = total;
@@ -105,27 +98,18 @@ export class ColumnPartialSumProgram implements WebGPUProgram {
   }
 }
 
-/**
- * out [cols] = scale · Σ_s partial[s, cols]: a workgroup per column, a tree over its threads. With
- * `afterRow`, out is [2, cols]: a second input `first` [cols] as row 0 and the total as row 1.
- */
-export class ColumnTotalProgram implements WebGPUProgram {
+/** out [cols] = scale · Σ_s partial[s, cols]: a workgroup per column, a tree over its threads. */
+class ColumnTotalProgram implements WebGPUProgram {
   outputShape: number[];
-  shaderKey: string;
+  shaderKey = 'condense_column_total';
   dispatchLayout = { x: [0] };
   dispatch: [number, number, number];
-  variableNames: string[];
+  variableNames = ['partial'];
   uniforms = 'slices : i32, cols : i32, scale : f32,';
   workgroupSize: [number, number, number] = [TOTAL_THREADS, 1, 1];
-  private readonly store: string;
 
-  constructor(cols: number, afterRow = false) {
-    this.outputShape = afterRow ? [2, cols] : [cols];
-    this.variableNames = afterRow ? ['partial', 'first'] : ['partial'];
-    this.shaderKey = afterRow ? 'condense_column_total_after_row' : 'condense_column_total';
-    this.store = afterRow
-      ? 'result[col] = first[col];\n          result[uniforms.cols + col] = sums[0] * uniforms.scale;'
-      : 'result[col] = sums[0] * uniforms.scale;';
+  constructor(cols: number) {
+    this.outputShape = [cols];
     // One workgroup per column; the backend folds more than 65,535 into y (and z).
     this.dispatch = [cols, 1, 1];
   }
@@ -153,33 +137,10 @@ export class ColumnTotalProgram implements WebGPUProgram {
           workgroupBarrier();
         }
         if (t == 0 && col < uniforms.cols) {
-          ${this.store}
+          result[col] = sums[0] * uniforms.scale;
         }
       }
     `;
-  }
-}
-
-/**
- * scale · Σ over the rows of x viewed as [rows, cols] (the two passes above); with `centre` [cols],
- * of (x − centre)², and then the output is [2, cols] with `centre` as its first row.
- */
-export function columnReduction(backend: WebGPUBackend, x: tf.TensorInfo, view: LeadingReduction, scale: number, centre?: tf.TensorInfo): tf.TensorInfo {
-  const { slices, rowsPerSlice } = rowSlices(view.rows);
-  const deviation = centre !== undefined;
-  const partial = backend.runWebGPUProgram(
-    new ColumnPartialSumProgram(slices, view.cols, deviation),
-    deviation ? [x, centre] : [x],
-    'float32',
-    int32Uniforms([view.rows, view.cols, rowsPerSlice]),
-  );
-  try {
-    return backend.runWebGPUProgram(new ColumnTotalProgram(view.cols, deviation), deviation ? [partial, centre] : [partial], 'float32', [
-      ...int32Uniforms([slices, view.cols]),
-      { type: 'float32', data: [scale] },
-    ]);
-  } finally {
-    backend.disposeData(partial.dataId);
   }
 }
 
@@ -195,7 +156,13 @@ function reduceLeading(kind: 'Sum' | 'Mean') {
     const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
     const view = x.dtype === 'float32' ? leadingReduction(x.shape, axes) : undefined;
     if (view === undefined) return shippedWebgpuKernelFunc(kind)(args as never) as tf.TensorInfo;
-    const total = columnReduction(backend, x, view, kind === 'Mean' ? 1 / view.rows : 1);
+    const { slices, rowsPerSlice } = rowSlices(view.rows);
+    const partial = backend.runWebGPUProgram(new ColumnPartialSumProgram(slices, view.cols), [x], 'float32', int32Uniforms([view.rows, view.cols, rowsPerSlice]));
+    const total = backend.runWebGPUProgram(new ColumnTotalProgram(view.cols), [partial], 'float32', [
+      ...int32Uniforms([slices, view.cols]),
+      { type: 'float32', data: [kind === 'Mean' ? 1 / view.rows : 1] },
+    ]);
+    backend.disposeData(partial.dataId);
     const [outShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
     return reshapeReleasing(backend, total, attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape);
   };
