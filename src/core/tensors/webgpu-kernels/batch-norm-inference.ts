@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { BATCH_NORM_INFERENCE_GRAD_KERNEL, BATCH_NORM_INFERENCE_KERNEL, type BatchNormInferenceAttrs } from '../batch-norm-inference';
 import { kernelInput } from '../kernel-calls';
+import { webgpuKernelConfig, type WebgpuKernelArgs } from './kernel-config';
 
 /** Inference BatchNorm (+ ReLU) and its input gradient (batch-norm-inference.ts), one program each. */
 
@@ -52,8 +53,6 @@ const RELU = 'value = select(value, 0.0, value < 0.0);';
 const GRAD_BODY = 'var value = dy[index] * a;';
 const RELU_GRAD = 'value = select(0.0, value, y[index] > 0.0);';
 
-type Args = { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: tf.NamedAttrMap };
-
 function channelsOf(t: tf.TensorInfo, kernelName: string): number {
   if (t.dtype !== 'float32') throw new Error(`${kernelName}: the input is ${t.dtype}, not float32`);
   if (t.shape.length < 1 || tf.util.sizeFromShape(t.shape) === 0) throw new Error(`${kernelName}: the input has shape ${JSON.stringify(t.shape)}`);
@@ -76,7 +75,7 @@ function uniformsOf(channels: number, attrs: BatchNormInferenceAttrs) {
   ];
 }
 
-function batchNormInference({ inputs, backend, attrs }: Args): tf.TensorInfo {
+function batchNormInference({ inputs, backend, attrs }: WebgpuKernelArgs): tf.TensorInfo {
   const name = BATCH_NORM_INFERENCE_KERNEL;
   const x = kernelInput(inputs, 'x', name);
   const channels = channelsOf(x, name);
@@ -91,7 +90,7 @@ function batchNormInference({ inputs, backend, attrs }: Args): tf.TensorInfo {
   return backend.runWebGPUProgram(program, [x, ...vectors], 'float32', uniformsOf(channels, a));
 }
 
-function batchNormInferenceGrad({ inputs, backend, attrs }: Args): tf.TensorInfo {
+function batchNormInferenceGrad({ inputs, backend, attrs }: WebgpuKernelArgs): tf.TensorInfo {
   const name = BATCH_NORM_INFERENCE_GRAD_KERNEL;
   const dy = kernelInput(inputs, 'dy', name);
   const y = kernelInput(inputs, 'y', name);
@@ -106,13 +105,7 @@ function batchNormInferenceGrad({ inputs, backend, attrs }: Args): tf.TensorInfo
   return backend.runWebGPUProgram(program, a.relu ? [dy, y, ...vectors] : [dy, ...vectors], 'float32', uniformsOf(channels, a));
 }
 
-const config = (kernelName: string, kernelFunc: (args: Args) => tf.TensorInfo): tf.KernelConfig => ({
-  kernelName,
-  backendName: 'webgpu',
-  kernelFunc: kernelFunc as unknown as tf.KernelFunc,
-});
-
 export const BATCH_NORM_INFERENCE_WEBGPU_KERNELS: readonly tf.KernelConfig[] = [
-  config(BATCH_NORM_INFERENCE_KERNEL, batchNormInference),
-  config(BATCH_NORM_INFERENCE_GRAD_KERNEL, batchNormInferenceGrad),
+  webgpuKernelConfig(BATCH_NORM_INFERENCE_KERNEL, batchNormInference),
+  webgpuKernelConfig(BATCH_NORM_INFERENCE_GRAD_KERNEL, batchNormInferenceGrad),
 ];

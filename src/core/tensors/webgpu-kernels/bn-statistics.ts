@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import {
   BN_STATISTICS_GRAD_KERNEL,
   CHANNEL_MOMENTS_KERNEL,
@@ -7,8 +7,9 @@ import {
   type BnStatisticsGradAttrs,
 } from '../bn-statistics-kernels';
 import { kernelInput } from '../kernel-calls';
+import { webgpuKernelConfig, type WebgpuKernelArgs } from './kernel-config';
 import { int32Uniforms } from './conv-uniforms';
-import { COLUMNS_PER_WORKGROUP, ROW_PHASES, rowSlices, TOTAL_THREADS } from './reduce-leading-axes';
+import { COLUMNS_PER_WORKGROUP, ROW_PHASES, ROW_SLICE_COORDINATES, RowSliceProgram, rowSlices, TOTAL_THREADS } from './reduce-leading-axes';
 
 /**
  * The feature-statistics loss kernels (bn-statistics-kernels.ts) on webgpu: per BatchNorm layer
@@ -34,18 +35,11 @@ const CHAN_MERGE = `
 `;
 
 /** partial [slices, 2·cols]: per slice of rows and column, the mean (first cols) and M2 (next cols). */
-class SliceMomentsProgram implements WebGPUProgram {
-  outputShape: number[];
+class SliceMomentsProgram extends RowSliceProgram {
   shaderKey = 'condense_slice_moments';
-  dispatchLayout = { x: [1], y: [0] };
-  dispatch: [number, number, number];
-  variableNames = ['x'];
-  uniforms = 'rows : i32, cols : i32, rowsPerSlice : i32,';
-  workgroupSize: [number, number, number] = [COLUMNS_PER_WORKGROUP, ROW_PHASES, 1];
 
   constructor(slices: number, cols: number) {
-    this.outputShape = [slices, 2 * cols];
-    this.dispatch = [Math.ceil(cols / COLUMNS_PER_WORKGROUP), slices, 1];
+    super(slices, cols, 2);
   }
 
   getUserCode(): string {
@@ -56,12 +50,7 @@ class SliceMomentsProgram implements WebGPUProgram {
       var<workgroup> phaseM2s : array<f32, ${lanes}>;
       ${CHAN_MERGE}
       fn main() {
-        let tx = i32(localId.x);
-        let ty = i32(localId.y);
-        let col = i32(workgroupId.x) * ${COLUMNS_PER_WORKGROUP} + tx;
-        let slice = i32(workgroupId.y);
-        let start = slice * uniforms.rowsPerSlice;
-        let end = min(start + uniforms.rowsPerSlice, uniforms.rows);
+        ${ROW_SLICE_COORDINATES}
         var n = 0.0;
         var mean = 0.0;
         var m2 = 0.0;
@@ -228,8 +217,6 @@ class BnStatisticsGradProgram implements WebGPUProgram {
   }
 }
 
-type Args = { inputs: tf.NamedTensorInfoMap; backend: WebGPUBackend; attrs: tf.NamedAttrMap };
-
 function channelView(x: tf.TensorInfo, kernelName: string): { rows: number; cols: number } {
   if (x.dtype !== 'float32') throw new Error(`${kernelName}: x is ${x.dtype}, not float32`);
   if (x.shape.length < 2) throw new Error(`${kernelName}: x has shape ${JSON.stringify(x.shape)}; it needs a channel axis and at least one other`);
@@ -244,7 +231,7 @@ function checkChannels(t: tf.TensorInfo, channels: number, name: string, kernelN
   if (size !== channels) throw new Error(`${kernelName}: ${name} has ${size} values for ${channels} channels`);
 }
 
-function channelMoments({ inputs, backend }: Args): tf.TensorInfo {
+function channelMoments({ inputs, backend }: WebgpuKernelArgs): tf.TensorInfo {
   const x = kernelInput(inputs, 'x', CHANNEL_MOMENTS_KERNEL);
   const { rows, cols } = channelView(x, CHANNEL_MOMENTS_KERNEL);
   const { slices, rowsPerSlice } = rowSlices(rows);
@@ -256,7 +243,7 @@ function channelMoments({ inputs, backend }: Args): tf.TensorInfo {
   }
 }
 
-function statisticGapNorms({ inputs, backend }: Args): tf.TensorInfo {
+function statisticGapNorms({ inputs, backend }: WebgpuKernelArgs): tf.TensorInfo {
   const moments = kernelInput(inputs, 'moments', STATISTIC_GAP_NORMS_KERNEL);
   const movingMean = kernelInput(inputs, 'movingMean', STATISTIC_GAP_NORMS_KERNEL);
   const movingVariance = kernelInput(inputs, 'movingVariance', STATISTIC_GAP_NORMS_KERNEL);
@@ -266,7 +253,7 @@ function statisticGapNorms({ inputs, backend }: Args): tf.TensorInfo {
   return backend.runWebGPUProgram(new StatisticGapNormsProgram(), [moments, movingMean, movingVariance], 'float32', [{ type: 'int32', data: [channels] }]);
 }
 
-function bnStatisticsGrad({ inputs, backend, attrs }: Args): tf.TensorInfo {
+function bnStatisticsGrad({ inputs, backend, attrs }: WebgpuKernelArgs): tf.TensorInfo {
   const name = BN_STATISTICS_GRAD_KERNEL;
   const x = kernelInput(inputs, 'x', name);
   const { cols } = channelView(x, name);
@@ -288,14 +275,8 @@ function bnStatisticsGrad({ inputs, backend, attrs }: Args): tf.TensorInfo {
   ]);
 }
 
-const config = (kernelName: string, kernelFunc: (args: Args) => tf.TensorInfo): tf.KernelConfig => ({
-  kernelName,
-  backendName: 'webgpu',
-  kernelFunc: kernelFunc as unknown as tf.KernelFunc,
-});
-
 export const BN_STATISTICS_WEBGPU_KERNELS: readonly tf.KernelConfig[] = [
-  config(CHANNEL_MOMENTS_KERNEL, channelMoments),
-  config(STATISTIC_GAP_NORMS_KERNEL, statisticGapNorms),
-  config(BN_STATISTICS_GRAD_KERNEL, bnStatisticsGrad),
+  webgpuKernelConfig(CHANNEL_MOMENTS_KERNEL, channelMoments),
+  webgpuKernelConfig(STATISTIC_GAP_NORMS_KERNEL, statisticGapNorms),
+  webgpuKernelConfig(BN_STATISTICS_GRAD_KERNEL, bnStatisticsGrad),
 ];

@@ -52,32 +52,46 @@ export function rowSlices(rows: number): { slices: number; rowsPerSlice: number 
   return { slices: Math.ceil(rows / rowsPerSlice), rowsPerSlice };
 }
 
-/** partial [slices, cols]. */
-class ColumnPartialSumProgram implements WebGPUProgram {
+/** WGSL of a RowSliceProgram: its column and the slice's rows [start, end), this thread's phase ty. */
+export const ROW_SLICE_COORDINATES = `
+        let tx = i32(localId.x);
+        let ty = i32(localId.y);
+        let col = i32(workgroupId.x) * ${COLUMNS_PER_WORKGROUP} + tx;
+        let slice = i32(workgroupId.y);
+        let start = slice * uniforms.rowsPerSlice;
+        let end = min(start + uniforms.rowsPerSlice, uniforms.rows);`;
+
+/**
+ * A first pass over x viewed as [rows, cols]: a workgroup per (slice of the rows, 64 columns), 4
+ * rows in flight per column; the output is [slices, valuesPerColumn · cols].
+ */
+export abstract class RowSliceProgram implements WebGPUProgram {
   outputShape: number[];
-  shaderKey = 'condense_column_partial_sum';
+  abstract shaderKey: string;
   dispatchLayout = { x: [1], y: [0] };
   dispatch: [number, number, number];
   variableNames = ['x'];
   uniforms = 'rows : i32, cols : i32, rowsPerSlice : i32,';
   workgroupSize: [number, number, number] = [COLUMNS_PER_WORKGROUP, ROW_PHASES, 1];
 
-  constructor(slices: number, cols: number) {
-    this.outputShape = [slices, cols];
+  constructor(slices: number, cols: number, valuesPerColumn = 1) {
+    this.outputShape = [slices, valuesPerColumn * cols];
     this.dispatch = [Math.ceil(cols / COLUMNS_PER_WORKGROUP), slices, 1];
   }
+
+  abstract getUserCode(): string;
+}
+
+/** partial [slices, cols]. */
+class ColumnPartialSumProgram extends RowSliceProgram {
+  shaderKey = 'condense_column_partial_sum';
 
   getUserCode(): string {
     return `
       var<workgroup> phaseSums : array<f32, ${COLUMNS_PER_WORKGROUP * ROW_PHASES}>;
 
       fn main() {
-        let tx = i32(localId.x);
-        let ty = i32(localId.y);
-        let col = i32(workgroupId.x) * ${COLUMNS_PER_WORKGROUP} + tx;
-        let slice = i32(workgroupId.y);
-        let start = slice * uniforms.rowsPerSlice;
-        let end = min(start + uniforms.rowsPerSlice, uniforms.rows);
+        ${ROW_SLICE_COORDINATES}
         var total = 0.0;
         if (col < uniforms.cols) {
           for (var r = start + ty; r < end; r += ${ROW_PHASES}) {
