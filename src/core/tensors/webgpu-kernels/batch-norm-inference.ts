@@ -1,23 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { BATCH_NORM_INFERENCE_GRAD_KERNEL, BATCH_NORM_INFERENCE_KERNEL, type BatchNormInferenceAttrs } from '../batch-norm-inference';
 import { kernelInput } from '../kernel-calls';
 import { webgpuKernelConfig, type WebgpuKernelArgs } from './kernel-config';
+import { PerElementProgram } from './per-element-program';
 
 /** Inference BatchNorm (+ ReLU) and its input gradient (batch-norm-inference.ts), one program each. */
 
-const WORKGROUP = 64;
-
 /** One thread per element, the channel the innermost axis; `body` sets `value` from index and c. */
-class ChannelElementwiseProgram implements WebGPUProgram {
-  outputShape: number[];
+class ChannelElementwiseProgram extends PerElementProgram {
   shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
   variableNames: string[];
   uniforms = 'channels : i32, epsilon : f32,';
-  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
-  size = true;
 
   constructor(
     shape: number[],
@@ -25,12 +18,9 @@ class ChannelElementwiseProgram implements WebGPUProgram {
     variableNames: string[],
     private readonly body: string,
   ) {
-    this.outputShape = shape;
+    super(shape);
     this.shaderKey = key;
     this.variableNames = variableNames;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    // One-dimensional; the backend folds it into y (and z) beyond the per-dimension limit.
-    this.dispatch = [Math.ceil(tf.util.sizeFromShape(shape) / WORKGROUP), 1, 1];
   }
 
   getUserCode(): string {

@@ -8,6 +8,7 @@ import {
 } from '../bn-statistics-kernels';
 import { kernelInput } from '../kernel-calls';
 import { webgpuKernelConfig, type WebgpuKernelArgs } from './kernel-config';
+import { PerElementProgram } from './per-element-program';
 import { int32Uniforms } from './conv-uniforms';
 import { COLUMNS_PER_WORKGROUP, ROW_PHASES, ROW_SLICE_COORDINATES, RowSliceProgram, rowSlices, TOTAL_THREADS } from './reduce-leading-axes';
 
@@ -184,22 +185,10 @@ class StatisticGapNormsProgram implements WebGPUProgram {
 }
 
 /** dx, one thread per element of x. */
-class BnStatisticsGradProgram implements WebGPUProgram {
-  outputShape: number[];
+class BnStatisticsGradProgram extends PerElementProgram {
   shaderKey = 'condense_bn_statistics_grad';
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
   variableNames = ['x', 'moments', 'movingMean', 'movingVariance', 'norms', 'dy'];
   uniforms = 'channels : i32, scale : f32, normFloor : f32,';
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
-
-  constructor(shape: number[]) {
-    this.outputShape = shape;
-    this.dispatchLayout = { x: shape.map((_, i) => i) };
-    // One-dimensional; the backend folds it into y (and z) beyond the per-dimension limit.
-    this.dispatch = [Math.ceil(tf.util.sizeFromShape(shape) / 64), 1, 1];
-  }
 
   getUserCode(): string {
     return `

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { runKernelOn } from '../kernel-calls';
 import { type ConvField, convUniformDeclarations, convUniformValues, int32Uniforms } from './conv-uniforms';
 import { DEFAULT_GEMM_TILE, ImplicitGemmProgram, type GemmTile } from './implicit-gemm';
+import { PerElementProgram } from './per-element-program';
 
 /**
  * Conv2D's input gradient on webgpu in two passes, for the convs the implicit product
@@ -39,22 +40,10 @@ const COL2IM_FIELDS: ConvField[] = [
 ];
 
 /** dx [b, ih, iw, ci] gathered from the columns matrix; one thread per element. */
-class Col2ImProgram implements WebGPUProgram {
-  outputShape: number[];
+class Col2ImProgram extends PerElementProgram {
   shaderKey = 'condense_conv2d_input_gradient_col2im';
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
   variableNames = ['columns'];
   uniforms = `${convUniformDeclarations(COL2IM_FIELDS)} columnsWidth : i32,`;
-  workgroupSize: [number, number, number] = [64, 1, 1];
-  size = true;
-
-  constructor(inputShape: number[]) {
-    this.outputShape = inputShape;
-    this.dispatchLayout = { x: inputShape.map((_, i) => i) };
-    // One-dimensional; the backend folds it into y (and z) beyond the per-dimension limit.
-    this.dispatch = [Math.ceil(tf.util.sizeFromShape(inputShape) / 64), 1, 1];
-  }
 
   getUserCode(): string {
     return `
