@@ -43,7 +43,7 @@ import {
 import { replaceKernel } from '../src/core/tensors/kernel-calls';
 import { bnStatisticsLoss } from '../src/core/tensors/bn-taps';
 import { BN_STATISTICS_KERNELS, bnStatisticsKernelsRegistered } from '../src/core/tensors/bn-statistics-kernels';
-import { BATCH_NORM_INFERENCE_KERNELS, batchNormInference, batchNormInferenceKernelsRegistered } from '../src/core/tensors/batch-norm-inference';
+import { BATCH_NORM_INFERENCE_KERNELS, batchNormAddRelu, batchNormInference, batchNormInferenceKernelsRegistered } from '../src/core/tensors/batch-norm-inference';
 import { inputGradientForward } from '../src/core/tensors/input-gradient';
 import { buildModel } from '../src/core/models/zoo';
 import { conv2DBackpropInputKernel, useGemmInputGradient, type InputGradientChooser } from '../src/core/tensors/webgpu-kernels/conv2d-gemm';
@@ -358,9 +358,9 @@ async function bnStatisticsChecks(): Promise<CheckRow[]> {
 }
 
 /**
- * Inference BatchNorm (+ ReLU) through its webgpu kernels against tf.batchNorm (and tf.relu) on cpu:
- * value and input gradient of Σ act(BN(x))·r for a random r; x has negative and positive values after
- * the affine map, so the ReLU mask matters.
+ * Inference BatchNorm (+ ReLU, or + residual + ReLU) through its webgpu kernels against tf.batchNorm
+ * (tf.add, tf.relu) on cpu: value and gradients of Σ act(BN(x) [+ s])·r for random r and s; x has
+ * negative and positive values after the affine map, so the ReLU mask matters.
  */
 async function batchNormInferenceChecks(): Promise<CheckRow[]> {
   const rows: CheckRow[] = [];
@@ -371,37 +371,45 @@ async function batchNormInferenceChecks(): Promise<CheckRow[]> {
     const x = gaussian(size, 1100 + i);
     const r = gaussian(size, 1120 + i);
     const stats = [gaussian(channels, 1140 + i), gaussian(channels, 1160 + i).map((v) => 0.5 + Math.abs(v)), gaussian(channels, 1180 + i), gaussian(channels, 1190 + i)];
-    for (const relu of [true, false]) {
+    const s = gaussian(size, 1130 + i);
+    for (const variant of ['relu', 'plain', 'residual'] as const) {
+      const relu = variant !== 'plain';
       const run = async (byKernels: boolean) => {
         const before = tf.memory().numTensors;
         const [movingMean, movingVariance, beta, gamma] = stats.map((v) => tf.tensor1d(v));
         const weights = tf.tensor(r, shape);
         const constants = { movingMean, movingVariance, beta, gamma, epsilon: 1e-3 };
-        const f = (input: tf.Tensor) =>
-          tf.sum(
-            tf.mul(
-              byKernels
-                ? batchNormInference(input, constants, relu)
-                : ((y: tf.Tensor) => (relu ? tf.relu(y) : y))(tf.batchNorm(input, movingMean, movingVariance, beta, gamma, 1e-3)),
-              weights,
-            ),
-          );
+        const composed = (input: tf.Tensor, residual: tf.Tensor) => {
+          const y = tf.batchNorm(input, movingMean, movingVariance, beta, gamma, 1e-3);
+          return variant === 'residual' ? tf.relu(tf.add(y, residual)) : relu ? tf.relu(y) : y;
+        };
+        const fused = (input: tf.Tensor, residual: tf.Tensor) =>
+          variant === 'residual' ? batchNormAddRelu(input, residual, constants) : batchNormInference(input, constants, relu);
         const input = tf.tensor(x, shape);
-        const { value, grad } = tf.valueAndGrad(f)(input);
-        const out = { value: (await value.data())[0], grad: (await grad.data()) as Float32Array };
-        tf.dispose([value, grad, input, movingMean, movingVariance, beta, gamma, weights]);
+        const residual = tf.tensor(s, shape);
+        const f = (...args: tf.Tensor[]) => tf.sum(tf.mul((byKernels ? fused : composed)(args[0], args[1] ?? residual), weights));
+        // The residual is differentiated only where the function reads it.
+        const { value, grads } = tf.valueAndGrads(f)(variant === 'residual' ? [input, residual] : [input]);
+        const residualGrad = grads.length > 1 ? ((await grads[1].data()) as Float32Array) : new Float32Array(0);
+        const out = { value: (await value.data())[0], grad: (await grads[0].data()) as Float32Array, residualGrad };
+        tf.dispose([value, ...grads, input, residual, movingMean, movingVariance, beta, gamma, weights]);
         return { ...out, leaked: tf.memory().numTensors - before };
       };
       await tf.setBackend('cpu');
       const expected = await run(false);
       await tf.setBackend('webgpu');
       const byKernels = batchNormInferenceKernelsRegistered('webgpu');
-      const got = byKernels ? await run(true) : { value: Number.NaN, grad: new Float32Array(0), leaked: 0 };
-      const label = `inference BatchNorm${relu ? ' + ReLU' : ''} through its webgpu kernels${byKernels ? '' : ' (NOT registered)'}: x ${shape.join('×')}`;
+      const got = byKernels ? await run(true) : { value: Number.NaN, grad: new Float32Array(0), residualGrad: new Float32Array(0), leaked: 0 };
+      const what = { relu: 'inference BatchNorm + ReLU', plain: 'inference BatchNorm', residual: 'inference BatchNorm + residual + ReLU' }[variant];
+      const label = `${what} through its webgpu kernels${byKernels ? '' : ' (NOT registered)'}: x ${shape.join('×')}`;
       const valueError = Math.abs(got.value - expected.value) / Math.max(Math.abs(expected.value), 1);
       rows.push({ check: `${label}, value`, error: valueError, tolerance: 1e-4, ok: valueError < 1e-4 });
       const gradError = scaledError(got.grad, expected.grad);
       rows.push({ check: `${label}, input gradient`, error: gradError, tolerance: 1e-5, ok: gradError < 1e-5 });
+      if (variant === 'residual') {
+        const residualError = scaledError(got.residualGrad, expected.residualGrad);
+        rows.push({ check: `${label}, residual gradient`, error: residualError, tolerance: 1e-5, ok: residualError < 1e-5 });
+      }
       rows.push({ check: `${label}, tensors left`, error: got.leaked, tolerance: 0, ok: got.leaked === 0 });
     }
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { batchNormInference, batchNormInferenceKernelsRegistered, type BatchNormConstants } from './batch-norm-inference';
+import { batchNormAddRelu, batchNormInference, batchNormInferenceKernelsRegistered, type BatchNormConstants } from './batch-norm-inference';
 import { BnTapError, isBatchNorm, movingStatistic, type BnTap, type TappedModel } from './bn-taps';
 
 /**
@@ -14,7 +14,8 @@ import { BnTapError, isBatchNorm, movingStatistic, type BnTap, type TappedModel 
  * is computed. Every other layer runs its own `apply` (they have no fused weight gradients), except
  * that in inference mode, on a backend with the kernels of batch-norm-inference.ts, a
  * BatchNormalization layer (with the ReLU activation layer that is its only consumer, if so) runs as
- * one kernel with a gradient for its input only.
+ * one kernel with a gradient for its input only, and a residual block's tail BN → Add → ReLU (the
+ * BN's only consumer the Add, the Add's only consumer the ReLU) as one kernel too.
  * Weights are read from the model's variables, so the result tracks weight updates.
  */
 
@@ -81,11 +82,21 @@ interface InferenceBatchNorm {
   constants: () => BatchNormConstants;
   /** The ReLU activation layer applied with it: its only consumer. */
   relu?: tf.layers.Layer;
+  /** Its only consumer, a two-input Add whose only consumer is `relu`: run as one with them. */
+  residualAdd?: tf.layers.Layer;
+}
+
+/** The layer consuming `layer`'s output when it is the only one and has a single node in `model`. */
+function onlyConsumer(model: tf.LayersModel, layer: tf.layers.Layer): tf.layers.Layer | undefined {
+  const outbound = layer.outboundNodes;
+  const consumer = outbound.length === 1 ? outbound[0].outboundLayer : undefined;
+  return consumer !== undefined && consumer.inboundNodes.length === 1 && model.layers.includes(consumer) ? consumer : undefined;
 }
 
 /** Plain BatchNormalization layers (last axis, γ and β) of `model`, by name, each with its ReLU if fusable. */
 function inferenceBatchNorms(model: tf.LayersModel): Map<string, InferenceBatchNorm> {
   const found = new Map<string, InferenceBatchNorm>();
+  const claimedAdds = new Set<tf.layers.Layer>();
   for (const layer of model.layers.filter(isBatchNorm)) {
     const config = layer.getConfig() as { axis?: number | number[]; center?: boolean; scale?: boolean; epsilon?: number };
     const rank = layer.inboundNodes[0]?.inputTensors[0]?.shape.length;
@@ -93,11 +104,22 @@ function inferenceBatchNorms(model: tf.LayersModel): Map<string, InferenceBatchN
     if (layer.inboundNodes.length !== 1 || rank === undefined || axis === undefined || (axis !== -1 && axis !== rank - 1)) continue;
     if (config.center !== true || config.scale !== true || config.epsilon === undefined) continue;
     const epsilon = config.epsilon;
-    const outbound = layer.outboundNodes;
-    const consumer = outbound.length === 1 ? outbound[0].outboundLayer : undefined;
-    const relu = consumer !== undefined && isReluActivation(consumer) && consumer.inboundNodes.length === 1 && model.layers.includes(consumer) ? consumer : undefined;
+    const consumer = onlyConsumer(model, layer);
+    let relu = consumer !== undefined && isReluActivation(consumer) ? consumer : undefined;
+    let residualAdd: tf.layers.Layer | undefined;
+    if (consumer !== undefined && consumer.getClassName() === 'Add' && !claimedAdds.has(consumer)) {
+      const addInputs = consumer.inboundNodes[0].inputTensors;
+      const addConsumer = onlyConsumer(model, consumer);
+      const fromThis = addInputs.filter((t) => t.id === layer.inboundNodes[0].outputTensors[0].id).length;
+      if (addInputs.length === 2 && fromThis === 1 && addConsumer !== undefined && isReluActivation(addConsumer)) {
+        residualAdd = consumer;
+        relu = addConsumer;
+        claimedAdds.add(consumer);
+      }
+    }
     found.set(layer.name, {
       relu,
+      residualAdd,
       constants: () => ({
         movingMean: movingStatistic(layer, 'moving_mean'),
         movingVariance: movingStatistic(layer, 'moving_variance'),
@@ -135,17 +157,40 @@ export function inputGradientForward(model: tf.LayersModel): TappedModel {
     const training = options.training ?? false;
     const byKernels = !training && batchNormInferenceKernelsRegistered();
     const values = new Map<number, tf.Tensor>([[inputId, x]]);
+    /** Inputs of BatchNorms run later with their residual Add and ReLU, by the BN output's id. */
+    const deferred = new Map<number, { x: tf.Tensor; batchNorm: InferenceBatchNorm }>();
     const taps: BnTap[] = [];
     /** ReLU layers already applied with their BatchNorm in this pass: they pass their input on. */
     const appliedRelus = new Set<tf.layers.Layer>();
     for (const layer of model.layers) {
       if (layer.getClassName() === 'InputLayer') continue;
       // The node of this model: the one whose inputs are all computed (a layer may be shared).
-      const node = layer.inboundNodes.find((n) => n.inputTensors.length > 0 && n.inputTensors.every((t) => values.has(t.id)));
+      const node = layer.inboundNodes.find((n) => n.inputTensors.length > 0 && n.inputTensors.every((t) => values.has(t.id) || deferred.has(t.id)));
       if (node === undefined) throw new BnTapError(`layer ${layer.name} of model ${model.name} has no inbound node fed by this model's graph`);
+      if (node.outputTensors.length !== 1) throw new BnTapError(`layer ${layer.name} has ${node.outputTensors.length} outputs; only single-output layers are supported`);
+      const held = node.inputTensors.map((t) => deferred.get(t.id));
+      const tail = held.find((h) => h !== undefined);
+      if (tail !== undefined) {
+        // The residual Add of a deferred BatchNorm: BN + Add + ReLU in one kernel where the shapes allow.
+        const residual = values.get(node.inputTensors[held.indexOf(tail) === 0 ? 1 : 0].id);
+        if (residual !== undefined && residual.dtype === 'float32' && residual.shape.join() === tail.x.shape.join()) {
+          values.set(node.outputTensors[0].id, batchNormAddRelu(tail.x, residual, tail.batchNorm.constants()));
+          appliedRelus.add(tail.batchNorm.relu!);
+        } else {
+          const inputs = node.inputTensors.map((t, k) => held[k] === undefined ? values.get(t.id)! : batchNormInference(held[k]!.x, held[k]!.batchNorm.constants(), false));
+          values.set(node.outputTensors[0].id, applyLayer(layer, inputs, training));
+        }
+        continue;
+      }
       const inputs = node.inputTensors.map((t) => values.get(t.id)!);
       const input = inputs.length === 1 ? inputs[0] : inputs;
       const batchNorm = byKernels && inputs[0].dtype === 'float32' ? batchNorms.get(layer.name) : undefined;
+      const stats = statistics.get(layer.name);
+      if (stats !== undefined) taps.push({ layerName: layer.name, input: inputs[0], ...stats });
+      if (batchNorm?.residualAdd !== undefined) {
+        deferred.set(node.outputTensors[0].id, { x: inputs[0], batchNorm });
+        continue;
+      }
       let output: tf.Tensor;
       if (batchNorm !== undefined) {
         output = batchNormInference(inputs[0], batchNorm.constants(), batchNorm.relu !== undefined);
@@ -155,9 +200,6 @@ export function inputGradientForward(model: tf.LayersModel): TappedModel {
       } else {
         output = applyLayer(layer, input, training);
       }
-      const stats = statistics.get(layer.name);
-      if (stats !== undefined) taps.push({ layerName: layer.name, input: inputs[0], ...stats });
-      if (node.outputTensors.length !== 1) throw new BnTapError(`layer ${layer.name} has ${node.outputTensors.length} outputs; only single-output layers are supported`);
       values.set(node.outputTensors[0].id, output);
     }
     const logits = values.get(outputId);

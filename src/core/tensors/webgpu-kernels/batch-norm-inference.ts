@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { BATCH_NORM_INFERENCE_GRAD_KERNEL, BATCH_NORM_INFERENCE_KERNEL, type BatchNormInferenceAttrs } from '../batch-norm-inference';
+import { BATCH_NORM_INFERENCE_GRAD_KERNEL, BATCH_NORM_INFERENCE_KERNEL, RELU_OUTPUT_GRAD_KERNEL, type BatchNormInferenceAttrs } from '../batch-norm-inference';
 import { kernelInput } from '../kernel-calls';
 import { webgpuKernelConfig, type WebgpuKernelArgs } from './kernel-config';
 import { PerElementProgram } from './per-element-program';
 
-/** Inference BatchNorm (+ ReLU) and its input gradient (batch-norm-inference.ts), one program each. */
+/** Inference BatchNorm (+ residual, + ReLU), its input gradient and a ReLU's gradient from its output (batch-norm-inference.ts), one program each. */
 
 /** One thread per element, the channel the innermost axis; `body` sets `value` from index and c. */
 class ChannelElementwiseProgram extends PerElementProgram {
@@ -39,6 +39,7 @@ class ChannelElementwiseProgram extends PerElementProgram {
 
 // ReLU through select, so that NaN passes through (a NaN loss must stay visible).
 const FORWARD_BODY = 'var value = (x[index] - mean[c]) * a + offset[c];';
+const RESIDUAL = 'value = value + residual[index];';
 const RELU = 'value = select(value, 0.0, value < 0.0);';
 const GRAD_BODY = 'var value = dy[index] * a;';
 const RELU_GRAD = 'value = select(0.0, value, y[index] > 0.0);';
@@ -71,13 +72,18 @@ function batchNormInference({ inputs, backend, attrs }: WebgpuKernelArgs): tf.Te
   const channels = channelsOf(x, name);
   const vectors = perChannel(inputs, ['mean', 'variance', 'offset', 'scale'], channels, name);
   const a = attrs as unknown as BatchNormInferenceAttrs;
+  const residual = inputs.residual as tf.TensorInfo | undefined;
+  if (residual !== undefined && (residual.dtype !== 'float32' || residual.shape.join() !== x.shape.join())) {
+    throw new Error(`${name}: the residual is ${residual.dtype} ${JSON.stringify(residual.shape)}, x float32 ${JSON.stringify(x.shape)}`);
+  }
+  const body = [FORWARD_BODY, ...(residual === undefined ? [] : [RESIDUAL]), ...(a.relu ? [RELU] : [])].join('\n          ');
   const program = new ChannelElementwiseProgram(
     x.shape,
-    a.relu ? 'condense_batch_norm_inference_relu' : 'condense_batch_norm_inference',
-    ['x', 'mean', 'variance', 'offset', 'scale'],
-    a.relu ? `${FORWARD_BODY}\n          ${RELU}` : FORWARD_BODY,
+    `condense_batch_norm_inference${residual === undefined ? '' : '_residual'}${a.relu ? '_relu' : ''}`,
+    ['x', 'mean', 'variance', 'offset', 'scale', ...(residual === undefined ? [] : ['residual'])],
+    body,
   );
-  return backend.runWebGPUProgram(program, [x, ...vectors], 'float32', uniformsOf(channels, a));
+  return backend.runWebGPUProgram(program, [x, ...vectors, ...(residual === undefined ? [] : [residual])], 'float32', uniformsOf(channels, a));
 }
 
 function batchNormInferenceGrad({ inputs, backend, attrs }: WebgpuKernelArgs): tf.TensorInfo {
@@ -95,7 +101,34 @@ function batchNormInferenceGrad({ inputs, backend, attrs }: WebgpuKernelArgs): t
   return backend.runWebGPUProgram(program, a.relu ? [dy, y, ...vectors] : [dy, ...vectors], 'float32', uniformsOf(channels, a));
 }
 
+class ReluOutputGradProgram extends PerElementProgram {
+  shaderKey = 'condense_relu_output_grad';
+  variableNames = ['dy', 'y'];
+  uniforms = '';
+
+  getUserCode(): string {
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          setOutputAtIndex(index, select(0.0, dy[index], y[index] > 0.0));
+        }
+      }
+    `;
+  }
+}
+
+function reluOutputGrad({ inputs, backend }: WebgpuKernelArgs): tf.TensorInfo {
+  const name = RELU_OUTPUT_GRAD_KERNEL;
+  const dy = kernelInput(inputs, 'dy', name);
+  const y = kernelInput(inputs, 'y', name);
+  if (dy.dtype !== 'float32' || y.dtype !== 'float32' || y.shape.join() !== dy.shape.join()) {
+    throw new Error(`${name}: dy is ${dy.dtype} ${JSON.stringify(dy.shape)}, y ${y.dtype} ${JSON.stringify(y.shape)}; both must be float32 of one shape`);
+  }
+  return backend.runWebGPUProgram(new ReluOutputGradProgram(dy.shape), [dy, y], 'float32');
+}
+
 export const BATCH_NORM_INFERENCE_WEBGPU_KERNELS: readonly tf.KernelConfig[] = [
   webgpuKernelConfig(BATCH_NORM_INFERENCE_KERNEL, batchNormInference),
   webgpuKernelConfig(BATCH_NORM_INFERENCE_GRAD_KERNEL, batchNormInferenceGrad),
+  webgpuKernelConfig(RELU_OUTPUT_GRAD_KERNEL, reluOutputGrad),
 ];
