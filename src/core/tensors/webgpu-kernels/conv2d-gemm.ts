@@ -3,6 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { type Conv2DBackpropInputAttrs, inputGradientCall } from '../conv-gradient-info';
 import { runKernelOn } from '../kernel-calls';
 import { CONV_PRODUCT_FIELDS, convUniformDeclarations, convUniformValues } from './conv-uniforms';
+import { forwardConvFits, forwardConvInputGradient } from './conv2d-input-by-forward';
 import { columnsBytes, columnsInputGradient } from './conv2d-input-columns';
 import { DEFAULT_GEMM_TILE, deviceLimits, gemmRowTiles, ImplicitGemmProgram, type GemmDeviceLimits, type GemmTile } from './implicit-gemm';
 import { reshapeReleasing } from './reshape';
@@ -65,7 +66,7 @@ export function useGemmInputGradient(info: tf.backend_util.Conv2DInfo): boolean 
   return info.strideHeight === 1 && info.strideWidth === 1 && info.inChannels >= 16;
 }
 
-export type InputGradientPath = 'implicit' | 'columns' | 'shipped';
+export type InputGradientPath = 'implicit' | 'columns' | 'forward' | 'shipped';
 
 /**
  * How Conv2DBackpropInput runs a conv: the implicit product where it measured faster, the columns
@@ -86,6 +87,8 @@ export function pathFits(path: InputGradientPath, info: tf.backend_util.Conv2DIn
       return rowTilesFit(info.batchSize * info.inHeight * info.inWidth);
     case 'columns':
       return rowTilesFit(info.batchSize * info.outHeight * info.outWidth) && columnsBytes(info) <= limits.maxStorageBufferBindingSize;
+    case 'forward':
+      return forwardConvFits(info);
     case 'shipped':
       return true;
   }
@@ -120,6 +123,9 @@ export function conv2DBackpropInputKernel(choose: InputGradientChooser = inputGr
     const limits = deviceLimits(backend);
     const path = choose(info, limits);
     if (!pathFits(path, info, limits)) {
+      if (path === 'forward') {
+        throw new Error(`webgpu Conv2DBackpropInput: the forward path does not apply to stride ${info.strideHeight}×${info.strideWidth} with padding ${JSON.stringify(info.padInfo)}`);
+      }
       throw new Error(
         `webgpu Conv2DBackpropInput: the ${path} path does not fit this device for input ${info.inShape.join('×')} and filter ` +
           `${[info.filterHeight, info.filterWidth, info.inChannels, info.outChannels].join('×')} (columns matrix ${columnsBytes(info)} bytes, ` +
@@ -131,6 +137,8 @@ export function conv2DBackpropInputKernel(choose: InputGradientChooser = inputGr
         return implicitInputGradient(backend, dy, filter, info, tile);
       case 'columns':
         return columnsInputGradient(backend, dy, filter, info, tile);
+      case 'forward':
+        return forwardConvInputGradient(backend, dy, filter, info);
       case 'shipped':
         return shippedWebgpuKernelFunc(tf.Conv2DBackpropInput)(args as never) as tf.TensorInfo;
     }
