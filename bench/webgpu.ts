@@ -690,12 +690,12 @@ const CONFIGURATIONS: Configuration[] = [
 ];
 const DEFAULT_CONFIGURATION = 7;
 /**
- * Timed unless --configurations says otherwise: the BN kernels (6, 7), the forward-conv candidates
- * (11, 12) and the input gradient through forward convs (13, 14); the others were measured on an H200
- * at 09ce524 (bench/results/webgpu-09ce524.log.txt) or 203071f (webgpu-203071f.log.txt) and are left
- * out to keep one run within the GPU host's 10 minutes a command.
+ * Timed unless --configurations says otherwise: the BN kernels (6, 7), the forward conv as an implicit
+ * product (11, 12) and the stride-1 input gradients through forward convs (14, 15); the others were
+ * measured on an H200 at 09ce524 (bench/results/webgpu-09ce524.log.txt) or 203071f
+ * (webgpu-203071f.log.txt) and are left out to keep one run within the GPU host's 10 minutes a command.
  */
-const DEFAULT_TIMED_CONFIGURATIONS = [6, 7, 11, 12, 13, 14];
+const DEFAULT_TIMED_CONFIGURATIONS = [6, 7, 11, 12, 14, 15];
 
 function configure(backend: Backend, c: Configuration): void {
   if (c.uploads === 'shipped') useShippedUploads(backend);
