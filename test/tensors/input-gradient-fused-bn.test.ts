@@ -9,8 +9,9 @@ import {
 import { initTensorBackend } from '../../src/core/tensors/backend';
 import { bnStatisticsLoss, tapBatchNormInputs, type TappedModel } from '../../src/core/tensors/bn-taps';
 import { inputGradientForward } from '../../src/core/tensors/input-gradient';
+import type { ModelSpec } from '../../src/core/models/model-spec';
 import { buildModel } from '../../src/core/models/zoo';
-import { gaussianValues, relativeMaxError, take } from './support';
+import { expectTensorCountFlat, gaussianValues, relativeMaxError, take } from './support';
 
 /**
  * The input-only path's use of the inference-BatchNorm kernels (batch-norm-inference.ts): which
@@ -21,13 +22,13 @@ import { gaussianValues, relativeMaxError, take } from './support';
  */
 
 type CpuBackend = tf.KernelBackend & {
-  readSync(dataId: tf.DataId): Float32Array;
+  readSync(dataId: tf.DataId): tf.backend_util.BackendValues;
   makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
 };
 
 function values(backend: CpuBackend, t: tf.TensorInfo | undefined): Float32Array {
   if (t === undefined) throw new Error('missing input');
-  return backend.readSync(t.dataId);
+  return backend.readSync(t.dataId) as Float32Array;
 }
 
 /** The kernels' contract, elementwise over [..., C] (the reference for the walk, not a product path). */
@@ -86,7 +87,7 @@ afterEach(() => {
 const LABELS = [0, 3, 1];
 
 /** A zoo model with random BN weights and running statistics, so that every BN does something. */
-function modelWithRandomBatchNorms(spec: Parameters<typeof buildModel>[0]): tf.LayersModel {
+function modelWithRandomBatchNorms(spec: ModelSpec): tf.LayersModel {
   const model = buildModel(spec, 11);
   model.layers
     .filter((l) => l.getClassName() === 'BatchNormalization')
@@ -113,7 +114,7 @@ function lossAndGradient(forward: TappedModel, x: tf.Tensor, classes: number) {
 }
 
 test('a residual ResNet through the fused kernels: same logits, loss and image gradient as the layers model; BN, Add and ReLU of each block tail run as one kernel', async () => {
-  const spec = { architecture: 'resnet-basic', depth: 18, inputShape: [8, 8, 3], numClasses: 10, width: 0.125 } as const;
+  const spec: ModelSpec = { architecture: 'resnet-basic', depth: 18, inputShape: [8, 8, 3], numClasses: 10, width: 0.125 };
   const model = modelWithRandomBatchNorms(spec);
   const x = tf.tensor(gaussianValues(LABELS.length * 8 * 8 * 3, 5), [LABELS.length, 8, 8, 3]);
   const reference = lossAndGradient(tapBatchNormInputs(model), x, 10);
@@ -141,7 +142,7 @@ test('a residual ResNet through the fused kernels: same logits, loss and image g
 });
 
 test('taps are the same BatchNorm inputs in the same order with and without the kernels, and no tensors are left', () => {
-  const spec = { architecture: 'resnet-cifar', depth: 8, inputShape: [8, 8, 3], numClasses: 10, width: 0.5 } as const;
+  const spec: ModelSpec = { architecture: 'resnet-cifar', depth: 8, inputShape: [8, 8, 3], numClasses: 10, width: 0.5 };
   const model = modelWithRandomBatchNorms(spec);
   const x = tf.tensor(gaussianValues(LABELS.length * 8 * 8 * 3, 6), [LABELS.length, 8, 8, 3]);
   const tapsOf = (forward: TappedModel) =>
@@ -153,12 +154,7 @@ test('taps are the same BatchNorm inputs in the same order with and without the 
   expect(fused.map((t) => t.layer)).toEqual(plain.map((t) => t.layer));
   fused.forEach((t, i) => expect(relativeMaxError(t.input, plain[i].input)).toBeLessThan(1e-5));
 
-  const step = () => tf.dispose(tf.grad((im: tf.Tensor) => bnStatisticsLoss(forward(im, { training: false }).taps))(x));
-  step();
-  const before = tf.memory().numTensors;
-  step();
-  step();
-  expect(tf.memory().numTensors).toBe(before);
+  expectTensorCountFlat(() => tf.dispose(tf.grad((im: tf.Tensor) => bnStatisticsLoss(forward(im, { training: false }).taps))(x)));
   x.dispose();
   model.dispose();
 });

@@ -97,3 +97,11 @@ export function buildSmallConvNet(o: SmallNetOptions): tf.LayersModel {
   const logits = tf.layers.dense({ units: o.numClasses, kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }) }).apply(x) as Sym;
   return tf.model({ inputs: input, outputs: logits });
 }
+
+/** Runs `step` once to warm up, then `repeats` more times, and expects no tensors to be left over by them. */
+export function expectTensorCountFlat(step: () => void, repeats = 2): void {
+  step();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < repeats; i++) step();
+  expect(tf.memory().numTensors).toBe(before);
+}

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SeededRandom } from '../random';
 import { FastTrainingBatchNormalization } from '../tensors/batch-norm-training';
+import { PrunedGradientConv2D } from '../tensors/conv2d-layer';
 import { ARCHITECTURES, type Architecture, DEFAULT_DEPTH, MIN_INPUT_SIDE, type ModelSpec, RESNET_BASIC_BLOCKS, validateModelSpec } from './model-spec';
 
 /**
@@ -31,7 +32,7 @@ class LayerFactory {
   }
 
   conv(name: string, filters: number, kernelSize: number, strides = 1, padding: 'same' | 'valid' = 'same', useBias = false): tf.layers.Layer {
-    return tf.layers.conv2d({
+    return new PrunedGradientConv2D({
       name,
       filters,
       kernelSize,

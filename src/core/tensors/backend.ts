@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../config/config';
 import type { Logger } from '../logging/logger';
 import { registerFastBatchNorm } from './batch-norm-training';
+import { registerPrunedGradientConv2D } from './conv2d-layer';
 import { registerBroadcastGradients } from './broadcast-gradients';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 import { registerWebgpuKernels, watchWebgpuErrors, webgpuErrorCount, webgpuErrors } from './webgpu-kernels';
@@ -85,9 +86,11 @@ export async function initTensorBackend(preferred?: BackendName, log?: Logger): 
 
 async function chooseBackend(preferred: BackendName | undefined, log: Logger | undefined): Promise<TensorBackendInfo> {
   // Backend-independent: tfjs-core's FusedBatchNorm/Mean/Sum gradients tile or upload full-size helpers,
-  // and training-mode BatchNorm layers differentiate through five ops instead of one closed form.
+  // training-mode BatchNorm layers differentiate through five ops instead of one closed form, and
+  // tfjs-layers' Conv2D computes its input gradient even for the images.
   registerBroadcastGradients(log);
   registerFastBatchNorm(log);
+  registerPrunedGradientConv2D(log);
   if (preferred !== undefined) {
     const attempt = await tryBackend(preferred, log);
     if ('reason' in attempt) throw new BackendUnavailableError(preferred, attempt.reason);
@@ -229,6 +232,7 @@ export function prepareWasmBackend(log?: Logger): WasmModule {
     registerWasmTrainingKernels(wasm.version_wasm, log);
     registerBroadcastGradients(log);
     registerFastBatchNorm(log);
+    registerPrunedGradientConv2D(log);
     wasmPrepared = wasm;
   }
   return wasmPrepared;
