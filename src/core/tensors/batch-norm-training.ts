@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Logger } from '../logging/logger';
 import { allFiniteValues, channelAffineOfFinite } from './channel-affine';
+import { layerOverrideRegistration } from './layer-override';
 
 /**
  * Training-mode BatchNormalization with its gradient in closed form.
@@ -145,18 +145,9 @@ export class FastTrainingBatchNormalization extends BatchNormalization {
   }
 }
 
-let registered = false;
-
 /**
  * Makes 'BatchNormalization' deserialise to `FastTrainingBatchNormalization`. Idempotent. On another
  * tfjs version it is still registered (it only replaces the training branch of `call`, whose
  * moving-average rule it copies) with a warning: run test/tensors to check it.
  */
-export function registerFastBatchNorm(log?: Logger): void {
-  if (registered) return;
-  if (tf.version_layers !== FAST_BATCH_NORM_TFJS_VERSION) {
-    log?.warn({ expected: FAST_BATCH_NORM_TFJS_VERSION, layers: tf.version_layers }, 'the fast training BatchNorm was written for another tfjs-layers version; run test/tensors');
-  }
-  tf.serialization.SerializationMap.register(FastTrainingBatchNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
-  registered = true;
-}
+export const registerFastBatchNorm = layerOverrideRegistration(FastTrainingBatchNormalization, FAST_BATCH_NORM_TFJS_VERSION, 'the fast training BatchNorm');

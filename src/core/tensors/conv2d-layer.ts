@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Logger } from '../logging/logger';
+import { layerOverrideRegistration } from './layer-override';
 
 /**
  * tfjs-layers' Conv2D with a gradient that computes only what a caller differentiates.
@@ -59,17 +59,8 @@ export class PrunedGradientConv2D extends Conv2D {
   }
 }
 
-let registered = false;
-
 /**
  * Makes 'Conv2D' deserialise to `PrunedGradientConv2D`. Idempotent. On another tfjs-layers version it
  * is still registered, with a warning: run test/tensors to check it.
  */
-export function registerPrunedGradientConv2D(log?: Logger): void {
-  if (registered) return;
-  if (tf.version_layers !== PRUNED_GRADIENT_CONV2D_TFJS_VERSION) {
-    log?.warn({ expected: PRUNED_GRADIENT_CONV2D_TFJS_VERSION, layers: tf.version_layers }, 'the pruned-gradient Conv2D was written for another tfjs-layers version; run test/tensors');
-  }
-  tf.serialization.SerializationMap.register(PrunedGradientConv2D as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
-  registered = true;
-}
+export const registerPrunedGradientConv2D = layerOverrideRegistration(PrunedGradientConv2D, PRUNED_GRADIENT_CONV2D_TFJS_VERSION, 'the pruned-gradient Conv2D');
