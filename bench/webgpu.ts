@@ -640,6 +640,9 @@ interface Configuration {
   submitBatch: number;
 }
 
+/** Condense's default choice per conv, except stride-1 input gradients as forward convs. */
+const stride1AsForwardConv: InputGradientChooser = (info, limits) => (forwardConvFits(info) ? 'forward' : inputGradientPath(info, limits));
+
 const ALL_CONV_KERNELS = [...TIMED_KERNELS];
 /** Every kernel a configuration switches between tfjs' (or composed ops) and Condense's. */
 const SWITCHED_KERNELS = [...ALL_CONV_KERNELS, tf.Sum, tf.Mean, ...BN_STATISTICS_KERNELS, ...BATCH_NORM_INFERENCE_KERNELS];
@@ -676,14 +679,14 @@ const CONFIGURATIONS: Configuration[] = [
     label: 'Condense default, stride-1 input gradients as forward convs',
     uploads: 'queue.writeBuffer',
     kernels: CONDENSE_DEFAULT_KERNELS,
-    inputGradient: (info, limits) => (forwardConvFits(info) ? 'forward' : inputGradientPath(info, limits)),
+    inputGradient: stride1AsForwardConv,
     submitBatch: 15,
   },
   {
     label: 'Condense default, stride-1 input gradients as forward convs, forward conv implicit 8×4',
     uploads: 'queue.writeBuffer',
     kernels: CONDENSE_DEFAULT_KERNELS,
-    inputGradient: (info, limits) => (forwardConvFits(info) ? 'forward' : inputGradientPath(info, limits)),
+    inputGradient: stride1AsForwardConv,
     forward: 'implicit 8x4',
     submitBatch: 15,
   },
